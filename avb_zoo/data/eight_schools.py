@@ -78,6 +78,4 @@ class EightSchoolsLikelihood(torch.nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """log p(y, mu, tau, theta_tilde) for z [..., 10] -> [...]."""
         _check(z)
-        return _log_joint(
-            z, self.y.to(device=z.device, dtype=z.dtype), self.sigma.to(device=z.device, dtype=z.dtype)
-        )
+        return _log_joint(z, self.y.to(device=z.device, dtype=z.dtype), self.sigma.to(device=z.device, dtype=z.dtype))

@@ -7,14 +7,13 @@ error deep in training. Gzip is detected from the magic bytes, not the suffix, s
 from __future__ import annotations
 
 import gzip
-import os
-import secrets
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from avb_zoo.errors import IDXFormatError
+from avb_zoo.fileio import atomic_write_bytes
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -87,35 +86,6 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=_CODE_TO_DTYPE[code]).tobytes()
 
 
-def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
-    """Create a fresh hidden temp file in ``path``'s folder (same filesystem, so os.replace is atomic).
-
-    Unlike tempfile.mkstemp (mode 0600), the file gets the usual umask-derived permissions.
-    """
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path.parent}: could not create a temp file for {path.name}")
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = open_temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_idx(path: str | Path, array: np.ndarray) -> None:
     """Write an array (uint8 for MNIST) as IDX, gzipped when the path ends in .gz, atomically.
 
@@ -125,4 +95,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     data = encode_idx(array)
     if path.name.endswith(".gz"):
         data = gzip.compress(data, compresslevel=9, mtime=0)
-    write_bytes_atomic(path, data)
+    atomic_write_bytes(path, data)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avb_zoo.data.idx import open_temp_beside, read_idx
+from avb_zoo.data.idx import read_idx
 from avb_zoo.errors import ChecksumError, DataError
+from avb_zoo.fileio import open_temp_beside
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -139,9 +140,7 @@ def download_mnist(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(
-            f"{root}: cannot create the MNIST folder ({exc}); set {ENV_VAR} to a writable folder"
-        ) from None
+        raise DataError(f"{root}: cannot create the MNIST folder ({exc}); set {ENV_VAR} to a writable folder") from None
     for name, expected in files.items():
         dest = root / name
         if dest.is_file() and file_md5(dest) == expected.lower():
@@ -275,9 +274,7 @@ def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (u.to(images.device) <= probs).to(torch.float32)
 
 
-def check_images(
-    x: torch.Tensor | np.ndarray, *, name: str = "images", dim: int | None = None
-) -> torch.Tensor:
+def check_images(x: torch.Tensor | np.ndarray, *, name: str = "images", dim: int | None = None) -> torch.Tensor:
     """Reject user data that would silently poison training: non-finite or outside [0, 1] (floats).
 
     uint8 data is accepted as is (pixel values, divided by 255 later). ``dim`` checks the last dimension
@@ -299,7 +296,5 @@ def check_images(
         raise DataError(f"{name}: {n_nan} NaN and {n_inf} infinite values; clean the data first")
     lo, hi = float(t.min()), float(t.max())
     if lo < 0.0 or hi > 1.0:
-        raise DataError(
-            f"{name}: values must lie in [0, 1], found min {lo:g} and max {hi:g}; scale pixels to [0, 1]"
-        )
+        raise DataError(f"{name}: values must lie in [0, 1], found min {lo:g} and max {hi:g}; scale pixels to [0, 1]")
     return t

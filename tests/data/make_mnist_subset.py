@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, when avb_zoo is not installed
 
-from avb_zoo.data.idx import read_idx, write_bytes_atomic, write_idx  # noqa: E402
+from avb_zoo.data.idx import read_idx, write_idx  # noqa: E402
 from avb_zoo.data.mnist import (  # noqa: E402
     TEST_IMAGES,
     TEST_LABELS,
@@ -22,6 +22,7 @@ from avb_zoo.data.mnist import (  # noqa: E402
     file_md5,
     verify_mnist,
 )
+from avb_zoo.fileio import atomic_write_bytes  # noqa: E402
 
 N_TRAIN = 600
 N_TEST = 500
@@ -36,9 +37,7 @@ def make_subset(full: Path, out: Path) -> dict[str, str]:
     for name, n in counts.items():
         write_idx(out / name, read_idx(full / name)[:n])
         sums[name] = file_md5(out / name)
-    write_bytes_atomic(
-        out / "MD5SUMS", "".join(f"{md5}  {name}\n" for name, md5 in sorted(sums.items())).encode()
-    )
+    atomic_write_bytes(out / "MD5SUMS", "".join(f"{md5}  {name}\n" for name, md5 in sorted(sums.items())).encode())
     return sums
 
 

@@ -1,0 +1,252 @@
+"""The model: encoder, decoder and (for AVB) adversary, built from a validated configuration.
+
+A configuration is plain JSON data (it is written to ``config.json`` beside the weights)::
+
+    {"format_version": 1, "method": "avb-ac", "latent_dim": 32, "x_dim": 784, "image_shape": [1, 28, 28],
+     "encoder": {"name": "noise-basis", ...kwargs}, "decoder": {"name": "bernoulli", ...},
+     "adversary": {"name": "inner-product", ...}, "data": {"name": "mnist"}}
+
+``x_dim``, ``latent_dim`` and ``image_shape`` are passed to every component that takes them. Every field is
+checked before anything is allocated: a hostile or mistyped file fails with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from avb_zoo.errors import ConfigError
+from avb_zoo.networks.adversaries import ADVERSARIES
+from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
+from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder
+
+FORMAT_VERSION = 1
+METHODS = ("avb", "avb-ac", "vae")
+MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against configs that would exhaust memory
+MAX_INT = 1 << 20
+MAX_LIST = 64
+COMMON_FIELDS = ("x_dim", "latent_dim", "image_shape")
+
+
+def _check_value(where: str, value: Any) -> None:
+    """Only JSON scalars and short lists of them, integers in a sane range."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_INT:
+            raise ConfigError(f"{where} = {value} is out of range (0 to {MAX_INT})")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value} is not a finite number")
+        return
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_LIST:
+            raise ConfigError(f"{where} has {len(value)} entries (at most {MAX_LIST})")
+        for i, item in enumerate(value):
+            if isinstance(item, list | tuple | dict):
+                raise ConfigError(f"{where}[{i}] must be a number, string or boolean")
+            _check_value(f"{where}[{i}]", item)
+        return
+    raise ConfigError(f"{where} has unsupported type {type(value).__name__}")
+
+
+def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common: dict[str, Any]) -> tuple[type, dict]:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{role} must be a table with a 'name' field, got {type(spec).__name__}")
+    name = spec.get("name")
+    if name not in registry:
+        raise ConfigError(f"{role}.name = {name!r} is not a known architecture; choose one of {sorted(registry)}")
+    cls = registry[name]
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in common.items() if k in params}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if key not in params or key == "self":
+            allowed = sorted(p for p in params if p != "self")
+            raise ConfigError(f"{role}.{key} is not a setting of {name!r}; its settings are {allowed}")
+        _check_value(f"{role}.{key}", value)
+        kwargs[key] = list(value) if isinstance(value, tuple) else value
+    missing = [
+        p.name
+        for p in params.values()
+        if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in kwargs
+    ]
+    if missing:
+        raise ConfigError(f"{role} ({name!r}) needs {missing}")
+    return cls, kwargs
+
+
+def _construct(role: str, cls: type, kwargs: dict) -> nn.Module:
+    """Build once on the meta device to count parameters, then for real; errors name the component."""
+    try:
+        with torch.device("meta"):
+            probe = cls(**kwargs)
+        n = sum(p.numel() for p in probe.parameters())
+        if n > MAX_PARAMETERS:
+            raise ConfigError(f"{role} would have {n:,} parameters (limit {MAX_PARAMETERS:,}); check its sizes")
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"{role} cannot be built from its settings: {err}") from None
+
+
+def validate_config(config: Any) -> dict[str, Any]:
+    """Check a configuration's structure and types; returns a normalised deep copy."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a model configuration must be a JSON object, got {type(config).__name__}")
+    cfg = copy.deepcopy(dict(config))
+    version = cfg.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ConfigError(f"format_version {version!r} is not supported (this avb-zoo reads {FORMAT_VERSION})")
+    cfg["format_version"] = FORMAT_VERSION
+    if cfg.get("method") not in METHODS:
+        raise ConfigError(f"method = {cfg.get('method')!r}; choose one of {list(METHODS)}")
+    for key in ("latent_dim", "x_dim"):
+        value = cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        _check_value(key, value)
+    if cfg["latent_dim"] < 1:
+        raise ConfigError("latent_dim must be at least 1")
+    shape = cfg.get("image_shape")
+    if shape is not None:
+        if not (isinstance(shape, list | tuple) and len(shape) == 3 and all(isinstance(s, int) for s in shape)):
+            raise ConfigError(f"image_shape must be [channels, height, width], got {shape!r}")
+        _check_value("image_shape", shape)
+        if math.prod(shape) != cfg["x_dim"]:
+            raise ConfigError(f"image_shape {list(shape)} does not hold x_dim = {cfg['x_dim']} values")
+        cfg["image_shape"] = list(shape)
+    needs_adversary = cfg["method"] != "vae"
+    if needs_adversary and not cfg.get("adversary"):
+        raise ConfigError(f"method {cfg['method']!r} needs an adversary")
+    if not needs_adversary:
+        cfg["adversary"] = None
+    data = cfg.get("data", {})
+    if not isinstance(data, Mapping):
+        raise ConfigError("data must be a table")
+    return cfg
+
+
+class AVBModel(nn.Module):
+    """Encoder + decoder (+ adversary): the object every other part of avb-zoo works with.
+
+    ``encode`` draws its own noise (or takes ``eps``), ``decode_logits`` gives Bernoulli logits,
+    ``encoder_moments`` gives the mean and variance of q(z|x) where the encoder has them.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        cfg = validate_config(config)
+        self.config = cfg
+        common = {"x_dim": cfg["x_dim"], "latent_dim": cfg["latent_dim"]}
+        if cfg.get("image_shape") is not None:
+            common["image_shape"] = cfg["image_shape"]
+        enc_cls, enc_kw = _component_kwargs("encoder", cfg.get("encoder"), ENCODERS, common)
+        dec_cls, dec_kw = _component_kwargs("decoder", cfg.get("decoder"), DECODERS, common)
+        self.encoder = _construct("encoder", enc_cls, enc_kw)
+        self.decoder = _construct("decoder", dec_cls, dec_kw)
+        self.adversary: nn.Module | None = None
+        if cfg["adversary"] is not None:
+            adv_cls, adv_kw = _component_kwargs("adversary", cfg["adversary"], ADVERSARIES, common)
+            self.adversary = _construct("adversary", adv_cls, adv_kw)
+        if self.method == "avb-ac" and not self.encoder.has_moments:
+            raise ConfigError(f"method 'avb-ac' needs an encoder with moments; {enc_cls.__name__} has none")
+        if self.method == "vae" and not isinstance(self.encoder, GaussianEncoder):
+            raise ConfigError("method 'vae' needs the 'gaussian' encoder")
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]
+
+    @property
+    def adaptive_contrast(self) -> bool:
+        return self.method == "avb-ac"
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config["latent_dim"]
+
+    @property
+    def x_dim(self) -> int:
+        return self.config["x_dim"]
+
+    @property
+    def noise_dim(self) -> int:
+        return self.encoder.noise_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encoder noise eps ~ N(0, I) [n, noise_dim], drawn on the CPU (so results do not depend on the device)."""
+        return torch.randn(n, self.noise_dim, generator=generator).to(self.device)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z) = N(0, I) [n, latent_dim]."""
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def encode(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One sample z ~ q(z|x) per row of x."""
+        if eps is None:
+            eps = self.sample_noise(x.shape[0], generator)
+        return self.encoder(x, eps)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits of p(x|z) [B, x_dim]."""
+        if not isinstance(self.decoder, BernoulliDecoder):
+            raise ConfigError(f"decode_logits needs a Bernoulli decoder, this model has {type(self.decoder).__name__}")
+        return self.decoder(z)
+
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per example [B]."""
+        return self.decoder.nll(x, z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixel probabilities sigmoid(logits(z)) for z ~ p(z)."""
+        return torch.sigmoid(self.decode_logits(self.sample_prior(n, generator)))
+
+    def encoder_moments(
+        self, x: torch.Tensor, n_noise: int = 4096, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of q(z|x) [B, d] each.
+
+        Gaussian encoder: exact. Noise-basis encoder: exact given the moments of the basis vectors, which are
+        estimated once from ``n_noise`` noise draws (they do not depend on x).
+        """
+        enc = self.encoder
+        if not enc.has_moments:
+            raise ConfigError(f"{type(enc).__name__} has no tractable moments (only AC and Gaussian encoders do)")
+        if isinstance(enc, GaussianEncoder):
+            mu, log_sigma = enc.gaussian(x)
+            return mu, (2 * log_sigma).exp()
+        eps = self.sample_noise(n_noise, generator)
+        if enc.x_dim == 0:  # unconditional sampler: moments of its own samples
+            _, mean, var = enc.sample_and_moments(x.new_zeros(n_noise, 0), eps)
+            return mean[:1].expand(x.shape[0], -1), var[:1].expand(x.shape[0], -1)
+        z0, a = enc.location_and_scales(x)
+        v = enc.basis_vectors(eps)
+        return enc.moments_from_basis(z0, a, v)
+
+    def state_groups(self) -> dict[str, nn.Module]:
+        """The parts saved under their own prefixes: encoder.*, decoder.*, adversary.*."""
+        groups = {"encoder": self.encoder, "decoder": self.decoder}
+        if self.adversary is not None:
+            groups["adversary"] = self.adversary
+        return groups
+
+
+def build_model(config: Mapping[str, Any]) -> AVBModel:
+    """A freshly initialised model for ``config`` (raises ConfigError naming the bad field)."""
+    return AVBModel(config)

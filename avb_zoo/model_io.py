@@ -1,0 +1,93 @@
+"""Saving and loading a model folder: ``config.json``, ``model.safetensors`` and ``adversary.safetensors``.
+
+``model.safetensors`` holds ``encoder.*`` and ``decoder.*`` (what users of a trained model need); the
+adversary, needed only to go on training or for AVB's ELBO estimate, has its own file. Loading is strict:
+a missing, unexpected or mis-shaped tensor is named.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
+from avb_zoo.model import AVBModel, validate_config
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ADVERSARY_FILE = "adversary.safetensors"
+
+
+def model_tensors(model: AVBModel, groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of the named parts, keyed ``part.name``."""
+    parts = model.state_groups()
+    return {f"{g}.{k}": v for g in groups if g in parts for k, v in parts[g].state_dict().items()}
+
+
+def save(model: AVBModel, folder: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write config.json, model.safetensors and (for AVB) adversary.safetensors, each atomically."""
+    folder = Path(folder)
+    meta = {"format_version": str(model.config["format_version"]), **(metadata or {})}
+    save_safetensors(folder / WEIGHTS_FILE, model_tensors(model, ("encoder", "decoder")), meta)
+    if model.adversary is not None:
+        save_safetensors(folder / ADVERSARY_FILE, model_tensors(model, ("adversary",)), meta)
+    atomic_write_json(folder / CONFIG_FILE, model.config)
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    return validate_config(config)
+
+
+def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups: tuple[str, ...], source: str) -> None:
+    """Copy ``tensors`` into the named parts; every mismatch is reported by name."""
+    expected = model_tensors(model, groups)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = [
+        f"{k} {tuple(tensors[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    if shapes:
+        problems.append(f"mis-shaped {shapes[:5]}")
+    if problems:
+        raise CheckpointError(f"{source} does not match config.json: " + "; ".join(problems))
+    parts = model.state_groups()
+    for g in groups:
+        if g in parts:
+            prefix = f"{g}."
+            sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            parts[g].load_state_dict(sub, strict=True)
+
+
+def load(path: str | Path, device: str | torch.device | None = None, with_adversary: bool = True) -> AVBModel:
+    """The model stored in a folder (config.json + model.safetensors [+ adversary.safetensors]), in eval mode."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a model folder")
+    model = AVBModel(read_config(folder))
+    tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
+    load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
+    if model.adversary is not None and with_adversary and (folder / ADVERSARY_FILE).exists():
+        adv, _ = read_safetensors(folder / ADVERSARY_FILE)
+        load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+    if device is not None:
+        model.to(device)
+    return model.eval()

@@ -1,0 +1,161 @@
+"""Training recipes from the catalogue: ``models/<name>.toml`` files, each one model id with its settings.
+
+A recipe holds the model configuration (architecture, fixed by the id) and the training settings. Ids are
+Gymnasium-style ``name-vN``; a name without a version means the latest version.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from avb_zoo.errors import ConfigError, RecipeNotFound
+from avb_zoo.model import validate_config
+
+ID_PATTERN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)(?:-v(?P<version>\d+))?$")
+DATA_SOURCES = ("toy", "mnist", "eight-schools")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a recipe trains: Algorithm 1's settings (the reference code's defaults where it has them)."""
+
+    data: str
+    batch_size: int
+    steps: int
+    lr_primal: float
+    lr_adversary: float = 1e-4
+    betas_primal: tuple[float, float] = (0.5, 0.999)
+    betas_adversary: tuple[float, float] = (0.5, 0.999)
+    adversary_steps: int = 1
+    loss_scale: float = 1.0
+    checkpoint_every: int = 500
+    binarize: bool = True
+
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str) -> TrainSettings:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: [train] must be a table")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: [train] has unknown field(s) {unknown}; known: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in raw.items():
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
+        try:
+            settings = cls(**kwargs)
+        except TypeError as err:
+            raise ConfigError(f"{source}: [train] {err}") from None
+        settings.check(source)
+        return settings
+
+    def check(self, source: str) -> None:
+        if self.data not in DATA_SOURCES:
+            raise ConfigError(f"{source}: train.data = {self.data!r}; choose one of {list(DATA_SOURCES)}")
+        for name in ("batch_size", "steps", "adversary_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{source}: train.{name} must be a positive integer, got {value!r}")
+        for name in ("lr_primal", "lr_adversary", "loss_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{source}: train.{name} must be a positive number, got {value!r}")
+        for name in ("betas_primal", "betas_adversary"):
+            value = getattr(self, name)
+            if len(value) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in value):
+                raise ConfigError(f"{source}: train.{name} must be two numbers in [0, 1), got {list(value)!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One catalogue entry: id, description, model configuration and training settings."""
+
+    id: str
+    description: str
+    model: dict[str, Any]
+    train: TrainSettings
+    source: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return split_id(self.id)[0]
+
+    @property
+    def version(self) -> int:
+        version = split_id(self.id)[1]
+        assert version is not None
+        return version
+
+
+def split_id(model_id: str) -> tuple[str, int | None]:
+    """``'toy-avb-v1' -> ('toy-avb', 1)``; ``'toy-avb' -> ('toy-avb', None)``."""
+    match = ID_PATTERN.match(model_id)
+    if match is None:
+        raise RecipeNotFound(f"{model_id!r} is not a model id (expected name-vN, e.g. toy-avb-v1)")
+    version = match.group("version")
+    return match.group("name"), int(version) if version is not None else None
+
+
+def catalogue_dir() -> Path:
+    """The folder of catalogue TOML files (``models/`` in a checkout, ``avb_zoo/models`` when installed)."""
+    import avb_zoo.models
+
+    return Path(avb_zoo.models.__file__).resolve().parent
+
+
+def read_recipe(path: Path) -> Recipe:
+    """Parse and validate one catalogue file; errors name the file and the field."""
+    source = path.name
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    for key in ("id", "model", "train"):
+        if key not in raw:
+            raise ConfigError(f"{source}: missing field {key!r}")
+    model_id = raw["id"]
+    if not isinstance(model_id, str) or split_id(model_id)[1] is None:
+        raise ConfigError(f"{source}: id must look like name-vN, got {model_id!r}")
+    if not isinstance(raw["model"], dict):
+        raise ConfigError(f"{source}: [model] must be a table")
+    try:
+        model = validate_config({**raw["model"], "id": model_id})
+    except ConfigError as err:
+        raise ConfigError(f"{source}: [model] {err}") from None
+    train = TrainSettings.from_mapping(raw["train"], source)
+    extra = {k: v for k, v in raw.items() if k not in ("id", "description", "model", "train")}
+    return Recipe(model_id, str(raw.get("description", "")), model, train, path, extra)
+
+
+def load_catalogue(folder: Path | None = None) -> dict[str, Recipe]:
+    """Every recipe in the catalogue folder, by id."""
+    recipes: dict[str, Recipe] = {}
+    for path in sorted((folder or catalogue_dir()).glob("*.toml")):
+        recipe = read_recipe(path)
+        if recipe.id in recipes:
+            raise ConfigError(f"{path.name}: id {recipe.id!r} is already defined in {recipes[recipe.id].source.name}")
+        recipes[recipe.id] = recipe
+    return recipes
+
+
+def find_recipe(model_id: str, catalogue: dict[str, Recipe] | None = None) -> Recipe:
+    """The recipe for ``model_id``; a name without version resolves to its latest version."""
+    recipes = load_catalogue() if catalogue is None else catalogue
+    name, version = split_id(model_id)
+    versions = {r.version: r for r in recipes.values() if r.name == name}
+    if not versions:
+        names = sorted({r.name for r in recipes.values()})
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RecipeNotFound(f"no model named {name!r} in the catalogue.{hint} Known: {', '.join(names)}")
+    if version is None:
+        return versions[max(versions)]
+    if version not in versions:
+        raise RecipeNotFound(f"{name!r} has no version {version}; it has {sorted(versions)}")
+    return versions[version]

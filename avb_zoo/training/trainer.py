@@ -1,0 +1,144 @@
+"""``avb_zoo.train``: run a catalogue recipe to a folder, with checkpoints, exact resume and a progress bar.
+
+The run folder holds ``config.json`` and ``model.safetensors`` (+ ``adversary.safetensors``), the model as
+users load it, and ``training_state.safetensors``, everything needed to continue. All are written
+atomically every ``checkpoint_every`` steps and at the end. A loss that turns NaN or infinite stops the run
+with TrainingDiverged and leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged
+from avb_zoo.fileio import ensure_writable_dir
+from avb_zoo.model import AVBModel
+from avb_zoo.model_io import save
+from avb_zoo.recipes import Recipe, find_recipe
+from avb_zoo.rng import derive_seed
+from avb_zoo.training.batches import make_batch_source
+from avb_zoo.training.checkpoint import (
+    STATE_FILE,
+    RunInfo,
+    load_training_state,
+    read_run_info,
+    save_training_state,
+)
+from avb_zoo.training.step import StepResult, make_optimizers, train_step
+
+
+@dataclass
+class TrainResult:
+    model: AVBModel
+    out: Path
+    step: int
+    last: StepResult | None
+
+
+def init_model(recipe: Recipe, seed: int) -> AVBModel:
+    """The recipe's model with parameters initialised from the seed alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        return AVBModel(recipe.model)
+
+
+def _check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size: int) -> None:
+    has_state = (out / STATE_FILE).exists()
+    if has_state and not resume:
+        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not has_state:
+        raise CheckpointError(f"nothing to resume: {out} holds no {STATE_FILE}")
+    if resume:
+        info = read_run_info(out)
+        mismatches = [
+            f"{what} {saved!r} (asked {asked!r})"
+            for what, saved, asked in (
+                ("recipe", info.recipe_id, recipe.id),
+                ("seed", info.seed, seed),
+                ("batch size", info.batch_size, batch_size),
+            )
+            if saved != asked
+        ]
+        if mismatches:
+            raise CheckpointError(f"cannot resume {out}: it was trained with " + ", ".join(mismatches))
+
+
+def train(
+    recipe: str | Recipe,
+    out: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    max_steps: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    data_dir: str | Path | None = None,
+    data: Any = None,
+    batch_size: int | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, StepResult], None] | None = None,
+) -> TrainResult:
+    """Train ``recipe`` (an id such as ``"toy-avb"`` or a Recipe) into the folder ``out``.
+
+    ``max_steps`` stops early (the run can be resumed later); ``data`` replaces the recipe's data set with
+    user images ([N, D] floats in [0, 1] or uint8). ``on_step(step, result)`` is called after every step.
+    """
+    recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
+    settings = recipe.train
+    if batch_size is not None:
+        settings = replace(settings, batch_size=batch_size)
+    if checkpoint_every is not None:
+        settings = replace(settings, checkpoint_every=checkpoint_every)
+    settings.check(recipe.id)
+    if max_steps is not None and max_steps < 0:
+        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
+    total = settings.steps if max_steps is None else min(settings.steps, max_steps)
+    out = ensure_writable_dir(out)
+    _check_resume(out, resume, recipe, seed, settings.batch_size)
+
+    source = make_batch_source(settings.data, data_dir, data, settings.binarize)
+    if source.x_dim != recipe.model["x_dim"]:
+        raise ConfigError(
+            f"the data have {source.x_dim} values per example; {recipe.id} expects {recipe.model['x_dim']}"
+        )
+    model = init_model(recipe, seed).to(device).train()
+    optimizers = make_optimizers(model, settings)
+    step = load_training_state(out, model, optimizers).step if resume else 0
+
+    def checkpoint(at: int) -> None:
+        save_training_state(out, model, optimizers, RunInfo(recipe.id, seed, settings.batch_size, at))
+        save(model, out, {"recipe_id": recipe.id, "step": str(at), "seed": str(seed)})
+
+    if step == 0:
+        checkpoint(0)
+    last: StepResult | None = None
+    last_saved = step
+    bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not progress, dynamic_ncols=True)
+    try:
+        while step < total:
+            x = source.batch(seed, step, settings.batch_size).to(device)
+            result = train_step(model, optimizers, x, seed, step, settings)
+            if not result.finite():
+                raise TrainingDiverged(
+                    f"{recipe.id}: the loss became non-finite at step {step} (primal {result.primal}, adversary "
+                    f"{result.adversary}); the last good checkpoint (step {last_saved}) is kept in {out}"
+                )
+            step += 1
+            last = result
+            if on_step is not None:
+                on_step(step, result)
+            if step % settings.checkpoint_every == 0 or step == total:
+                checkpoint(step)
+                last_saved = step
+            bar.update(1)
+            if step % 10 == 0 or step == total:
+                bar.set_postfix(primal=f"{result.primal:.4g}", adv=f"{result.adversary:.3f}", elbo=f"{result.elbo:.3f}")
+    finally:
+        bar.close()
+    return TrainResult(model.eval(), out, step, last)
