@@ -1,4 +1,7 @@
-"""Atomic writes and checked safetensors reads: nothing half-written, nothing trusted before it is checked."""
+"""Atomic writes and checked safetensors reads: nothing half-written, nothing trusted before it is checked.
+
+torch is imported only by the safetensors functions, so the torch-free runtime can write files atomically too.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,12 @@ import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any
 
 from avb_zoo.errors import CheckpointError, OutputError
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit
 
@@ -70,12 +72,16 @@ def ensure_writable_dir(path: str | Path) -> Path:
 
 
 def save_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    from safetensors.torch import save as st_save
+
     data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=dict(metadata))
     atomic_write_bytes(path, data)
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, after checking its header against the file size."""
+    from safetensors.torch import load as st_load
+
     path = Path(path)
     try:
         raw = path.read_bytes()
