@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -57,6 +59,23 @@ def _check_value(where: str, value: Any) -> None:
     raise ConfigError(f"{where} has unsupported type {type(value).__name__}")
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a constructor annotation (int, float, bool, str, Sequence[...], optional)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint in (int, float, bool, str):
+        if isinstance(value, bool) != (hint is bool):
+            return False
+        return isinstance(value, int | float) if hint is float else isinstance(value, hint)
+    if typing.get_origin(hint) in (Sequence, list, tuple):
+        args = typing.get_args(hint)
+        item = args[0] if len(args) == 1 else Any
+        return isinstance(value, list | tuple) and (item is Any or all(_fits(v, item) for v in value))
+    return True  # an annotation this check does not know is left to the constructor
+
+
 def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common: dict[str, Any]) -> tuple[type, dict]:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{role} must be a table with a 'name' field, got {type(spec).__name__}")
@@ -65,6 +84,7 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
         raise ConfigError(f"{role}.name = {name!r} is not a known architecture; choose one of {sorted(registry)}")
     cls = registry[name]
     params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
     kwargs = {k: v for k, v in common.items() if k in params}
     for key, value in spec.items():
         if key == "name":
@@ -73,6 +93,8 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
             allowed = sorted(p for p in params if p != "self")
             raise ConfigError(f"{role}.{key} is not a setting of {name!r}; its settings are {allowed}")
         _check_value(f"{role}.{key}", value)
+        if key in hints and not _fits(value, hints[key]):
+            raise ConfigError(f"{role}.{key} = {value!r} has the wrong type; {name!r} expects {params[key].annotation}")
         kwargs[key] = list(value) if isinstance(value, tuple) else value
     missing = [
         p.name
