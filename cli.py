@@ -95,5 +95,134 @@ def train(
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
 
 
+PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
+
+
+@main.command("export")
+@click.argument("id_or_dir")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for onnx/ (default: the model's).")
+@click.option("--id", "model_id", default=None, help="Model id written into the graphs (default: the run's recipe id).")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@click.option("--seed", type=int, default=None, help="Seed of the parity check's inputs (default: fresh).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
+def export_graphs(
+    id_or_dir: str, out: str | None, model_id: str | None, opset: int, seed: int | None, as_json: bool
+) -> None:
+    """Export the model in ID_OR_DIR to ONNX and check every graph against PyTorch through onnxruntime."""
+    from avb_zoo.export import export_folder
+
+    where, report = export_folder(id_or_dir, out, model_id=model_id, opset=opset, seed=seed)
+    if as_json:
+        print_json(report)
+        return
+    batches = ", ".join(map(str, report["batch_sizes"]))
+    for graph in report["graphs"].values():
+        click.echo(f"{where / graph['file']}: max abs error {graph['max_abs_diff']:.2g} at batch sizes {batches}")
+    for name, why in report["skipped"].items():
+        click.echo(f"{name}: not exported ({why})")
+    click.echo(f"report: {where / 'onnx' / 'verification.json'}")
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--out", required=True, help="Where to write z (.npy): [N, d], or [N, K, d] with --samples K > 1.")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="z draws per image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
+@click.option("--moments", "moments_out", default=None, help="Also write the mean and variance of q(z|x) (.npz).")
+@click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+def encode(
+    id_or_dir: str, input_path: str, out: str, samples: int, seed: int, moments_out: str | None, provider: str
+) -> None:
+    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; or PNG files) with onnxruntime."""
+    import io
+
+    import numpy as np
+
+    from avb_zoo.runtime import Encoder, load_images
+    from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+
+    files = {}
+    out_path = check_suffix(out, ".npy", "--out")
+    moments_path = check_suffix(moments_out, ".npz", "--moments") if moments_out else None
+    encoder = Encoder(id_or_dir, providers=provider)
+    x = load_images(input_path, encoder.image_shape)
+    z = encoder.encode(x, samples=samples, seed=seed)
+    files[out_path] = npy_bytes(z)
+    if moments_path is not None:
+        mean, var = encoder.moments(x)
+        buffer = io.BytesIO()
+        np.savez(buffer, mean=mean, var=var)
+        files[moments_path] = buffer.getvalue()
+    write_all(files)
+    click.echo(f"encoded {len(x)} image(s) to {out_path} {list(z.shape)} on {encoder.providers[0]}")
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
+@click.option("--out", required=True, help="Where to write the image grid (.png).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
+@click.option("--npy", "npy_out", default=None, help="Also write the samples [n, x_dim] (.npy).")
+@click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
+@click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
+@click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+def sample(
+    id_or_dir: str,
+    count: int,
+    out: str,
+    seed: int,
+    npy_out: str | None,
+    binarize: bool,
+    columns: int | None,
+    provider: str,
+) -> None:
+    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
+    from avb_zoo.runtime import Sampler
+    from avb_zoo.runtime.images import grid, png_bytes
+    from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+
+    out_path = check_suffix(out, ".png", "--out")
+    npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
+    sampler = Sampler(id_or_dir, providers=provider)
+    images = sampler.sample(count, seed=seed)
+    if binarize:
+        images = sampler.binarize(images, seed=seed)
+    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))}
+    if npy_path is not None:
+        files[npy_path] = npy_bytes(images)
+    write_all(files)
+    click.echo(f"wrote {count} sample(s) to {out_path}" + (f" and {npy_path}" if npy_path else ""))
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (.png).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
+@click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
+@click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, provider: str) -> None:
+    """Encode INPUT and decode it again (pixel probabilities), with onnxruntime; pairs of input | reconstruction."""
+    import math
+
+    from avb_zoo.runtime import Encoder, Sampler, load_images
+    from avb_zoo.runtime.images import grid, png_bytes, side_by_side
+    from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+
+    out_path = check_suffix(out, ".png", "--out")
+    npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
+    encoder = Encoder(id_or_dir, providers=provider)
+    sampler = Sampler(encoder.folder, providers=provider)
+    x = load_images(input_path, encoder.image_shape)
+    recon = sampler.probabilities(encoder.encode(x, seed=seed))
+    pairs = 2 * max(1, math.ceil(math.sqrt(len(x))))
+    files = {out_path: png_bytes(grid(side_by_side(x, recon), encoder.image_shape, pairs))}
+    if npy_path is not None:
+        files[npy_path] = npy_bytes(recon)
+    write_all(files)
+    click.echo(f"reconstructed {len(x)} image(s) into {out_path}")
+
+
 if __name__ == "__main__":
     main()

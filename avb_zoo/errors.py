@@ -37,3 +37,19 @@ class TrainingDiverged(AVBZooError):
 
 class OutputError(AVBZooError):
     """An output location that cannot be written."""
+
+
+class InputError(DataError):
+    """Arrays or images given to a model that have the wrong shape, dtype or range, or hold NaN."""
+
+
+class GraphError(AVBZooError):
+    """An ONNX graph that is missing, is not ONNX, or does not match the model's config.json."""
+
+
+class ExportError(AVBZooError):
+    """An ONNX export that failed or whose graphs do not reproduce the PyTorch modules."""
+
+
+class ProviderError(AVBZooError):
+    """An onnxruntime execution provider that is unknown, unavailable, or was silently replaced."""

@@ -1,0 +1,59 @@
+"""From what the user typed (ID_OR_DIR) to a model folder, and that folder's config.json, without torch."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.runtime.conventions import CONFIG_FILE
+
+
+def resolve_model_dir(id_or_dir: str | Path) -> Path:
+    """The model folder that ``id_or_dir`` names: a folder holding config.json, or a model id.
+
+    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.resolve_local``
+    (the sha256-checked Hub cache or the copy the package ships) where this installation has it.
+    """
+    path = Path(id_or_dir).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{path} is not a model folder: it holds no {CONFIG_FILE}")
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
+    try:
+        from avb_zoo.hub import resolve_local
+    except ImportError:
+        raise CheckpointError(f"{id_or_dir!r} is not a model folder (no such directory)") from None
+    return Path(resolve_local(id_or_dir))
+
+
+def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:
+    value = config.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def read_model_config(folder: Path) -> dict[str, Any]:
+    """config.json of a model folder, with the fields the runtime relies on checked."""
+    source = folder / CONFIG_FILE
+    try:
+        config = json.loads(source.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{source} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} must hold a JSON object")
+    x_dim = _positive_int(config, "x_dim", source)
+    _positive_int(config, "latent_dim", source)
+    shape = config.get("image_shape")
+    if shape is not None:
+        ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)
+        if not ok or math.prod(shape) != x_dim:
+            raise ConfigError(f"{source}: image_shape {shape!r} is not three sizes holding x_dim = {x_dim} values")
+    return config

@@ -1,0 +1,118 @@
+"""onnxruntime sessions over a model folder's graphs: explicit providers, checked against config.json.
+
+A graph is trusted only after its metadata and its input and output shapes agree with the folder's
+config.json (architecture fingerprint, sizes, graph role). Providers are chosen explicitly (CUDA when the
+installed onnxruntime has it, then CPU) and checked after creation, because onnxruntime silently falls back
+to the CPU when a provider fails to start.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from avb_zoo.errors import GraphError, ProviderError
+from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
+
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def choose_providers(providers: str | Sequence[str] | None = None) -> tuple[list[str], bool]:
+    """(providers in order of precedence, whether the caller asked for them explicitly).
+
+    ``None`` or ``"auto"``: CUDA when this onnxruntime build has it, then CPU. Otherwise names such as
+    ``"cpu"``, ``"cuda"`` or onnxruntime's own ``"CUDAExecutionProvider"``, each of which must be available.
+    """
+    available = ort.get_available_providers()
+    if providers is None or providers == "auto":
+        chosen = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        return chosen, False
+    names = [providers] if isinstance(providers, str) else list(providers)
+    chosen = [PROVIDER_ALIASES.get(name.lower(), name) for name in names]
+    missing = [p for p in chosen if p not in available]
+    if missing or not chosen:
+        raise ProviderError(f"onnxruntime provider(s) {missing or names} not available here; it has {available}")
+    return chosen, True
+
+
+def session_options() -> ort.SessionOptions:
+    """Full graph optimisation; no thread spinning between calls (two sessions, or other work, share the CPU)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's concern
+    return options
+
+
+def _dims(values: Sequence[Any]) -> list[Any]:
+    return [d if isinstance(d, int) else None for d in values.shape]
+
+
+class GraphSession:
+    """One graph of a model folder (``encoder``, ``moments``, ``decoder`` or ``sampler``) on onnxruntime."""
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        config: Mapping[str, Any],
+        providers: str | Sequence[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.path = folder / graph_file(name)
+        if not self.path.is_file():
+            raise GraphError(f"{folder} has no {graph_file(name)}; run `avb-zoo export {folder}` first")
+        requested, explicit = choose_providers(providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(), providers=requested)
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise GraphError(f"{self.path} is not a usable ONNX graph: {first}") from None
+        self.providers = self.session.get_providers()
+        if self.providers[0] != requested[0]:
+            message = f"onnxruntime could not start {requested[0]} for {self.path}; it runs on {self.providers[0]}"
+            if explicit:
+                raise ProviderError(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.noise_dim = self._check(config)
+
+    def _check(self, config: Mapping[str, Any]) -> int:
+        """Metadata, input and output names and fixed sizes must all match config.json; returns noise_dim."""
+        meta = self.metadata
+        where = str(self.path)
+        role = meta.get(META_PREFIX + "graph")
+        if role != self.name:
+            raise GraphError(f"{where} is not an avb-zoo {self.name} graph (its metadata names {role!r})")
+        if meta.get(META_PREFIX + "architecture_sha256") != architecture_fingerprint(config):
+            raise GraphError(f"{where} was exported from another architecture than the folder's config.json")
+        try:
+            noise_dim = int(meta.get(META_PREFIX + "noise_dim", ""))
+        except ValueError:
+            raise GraphError(f"{where} does not record its noise size (metadata avb_zoo.noise_dim)") from None
+        x_dim, latent_dim = config["x_dim"], config["latent_dim"]
+        sizes = {"x": x_dim, "eps": noise_dim, "z": latent_dim, "mean": latent_dim, "var": latent_dim}
+        sizes.update(logits=x_dim, probs=x_dim)
+        inputs, outputs = GRAPHS[self.name]
+        for kind, expected, actual in (
+            ("inputs", inputs, self.session.get_inputs()),
+            ("outputs", outputs, self.session.get_outputs()),
+        ):
+            names = tuple(a.name for a in actual)
+            if names != expected:
+                raise GraphError(f"{where} has {kind} {list(names)}; an avb-zoo {self.name} graph has {list(expected)}")
+            for arg in actual:
+                dims = _dims(arg)
+                want = [None, sizes[arg.name]]
+                if arg.type != "tensor(float)" or dims != want:
+                    raise GraphError(
+                        f"{where}: {arg.name} is {arg.type} {dims}; config.json implies tensor(float) {want}"
+                    )
+        return noise_dim
+
+    def run(self, feeds: Mapping[str, Any]) -> list[Any]:
+        return self.session.run(None, dict(feeds))

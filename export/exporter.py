@@ -1,0 +1,191 @@
+"""``avb-zoo export``: write a model's ONNX graphs and a verification report, or nothing.
+
+Every graph is exported and checked against its torch module in memory first; files are written only when
+all graphs pass. A failed check raises ExportError and removes the graphs and report of the output folder,
+so no folder claims a verified export that it does not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import avb_zoo
+from avb_zoo.errors import ExportError
+from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
+from avb_zoo.model import AVBModel
+from avb_zoo.runtime.conventions import (
+    CONFIG_FILE,
+    GRAPHS,
+    ONNX_DIR,
+    REPORT_FILE,
+    architecture_fingerprint,
+    graph_file,
+)
+from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
+
+from .graphs import DEFAULT_MOMENT_DRAWS, GraphSpec, graph_specs
+from .onnx_graphs import DEFAULT_OPSET, stamp, to_onnx
+from .verify import DEFAULT_ATOL, DEFAULT_BATCHES, check_parity
+
+VERSION_SUFFIX = re.compile(r"-v(\d+)$")
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import onnxscript
+
+    return {
+        "avb_zoo": avb_zoo.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _metadata(model: AVBModel, spec: GraphSpec, model_id: str, version: int | None, opset: int) -> dict[str, str]:
+    shape = model.config.get("image_shape")
+    return {
+        "graph": spec.name,
+        "id": model_id,
+        "model_version": "" if version is None else str(version),
+        "package_version": avb_zoo.__version__,
+        "method": model.method,
+        "x_dim": str(model.x_dim),
+        "latent_dim": str(model.latent_dim),
+        "noise_dim": str(model.noise_dim),
+        "image_shape": "" if shape is None else ",".join(map(str, shape)),
+        "architecture_sha256": architecture_fingerprint(model.config),
+        "opset": str(opset),
+        "inputs": ",".join(spec.inputs),
+        "outputs": ",".join(spec.outputs),
+        **spec.notes,
+    }
+
+
+def _remove_outputs(onnx_dir: Path) -> None:
+    for name in GRAPHS:
+        (onnx_dir.parent / graph_file(name)).unlink(missing_ok=True)
+    (onnx_dir / REPORT_FILE).unlink(missing_ok=True)
+
+
+def _check_config(out: Path, model: AVBModel) -> None:
+    """The output folder must hold this model's config.json (it is written when absent)."""
+    path = out / CONFIG_FILE
+    if not path.exists():
+        atomic_write_json(path, model.config)
+    elif architecture_fingerprint(read_model_config(out)) != architecture_fingerprint(model.config):
+        raise ExportError(f"{out} holds another model's {CONFIG_FILE}; choose another --out")
+
+
+def export_model(
+    model: AVBModel,
+    out: str | Path,
+    *,
+    model_id: str,
+    opset: int = DEFAULT_OPSET,
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCHES,
+    atol: float = DEFAULT_ATOL,
+    seed: int | None = None,
+    moment_draws: int = DEFAULT_MOMENT_DRAWS,
+    moment_seed: int = 0,
+) -> dict[str, Any]:
+    """Export every graph ``model`` has to ``out/onnx/``, verified; returns the report written beside them.
+
+    ``seed`` keys the random test inputs (None: fresh ones, the seed used is in the report).
+    """
+    out = Path(out)
+    onnx_dir = out / ONNX_DIR
+    seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+    match = VERSION_SUFFIX.search(model_id)
+    version = int(match.group(1)) if match else None
+    specs, skipped = graph_specs(model, moment_draws, moment_seed)
+    if not specs:
+        raise ExportError(f"{model_id} has no exportable graph: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    _check_config(out, model)
+    generator = torch.Generator().manual_seed(seed)
+    files: dict[Path, bytes] = {}
+    graphs: dict[str, Any] = {}
+    try:
+        for spec in specs:
+            proto = to_onnx(spec, opset)
+            meta = _metadata(model, spec, model_id, version, opset)
+            stamp(
+                proto,
+                meta,
+                f"avb-zoo {model_id}: {spec.name} graph ({', '.join(spec.inputs)} -> {', '.join(spec.outputs)})",
+                version,
+            )
+            data = proto.SerializeToString()
+            checks = check_parity(data, spec, batch_sizes, generator)
+            worst = max(v for c in checks for v in c["max_abs_diff"].values())
+            if not worst <= atol:
+                bad = next(c for c in checks if max(c["max_abs_diff"].values()) == worst)
+                raise ExportError(
+                    f"{spec.name} graph differs from its torch module: max abs error {worst:.3g} at batch "
+                    f"{bad['batch']} exceeds {atol:g}; no graphs were kept"
+                )
+            path = out / graph_file(spec.name)
+            files[path] = data
+            graphs[spec.name] = {
+                "file": graph_file(spec.name),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "inputs": {name: ["batch", spec.sizes[name]] for name in spec.inputs},
+                "outputs": list(spec.outputs),
+                "max_abs_diff": worst,
+                "checks": checks,
+                "metadata": meta,
+            }
+        report = {
+            "model_id": model_id,
+            "model_version": version,
+            "opset": opset,
+            "atol": atol,
+            "batch_sizes": list(batch_sizes),
+            "seed": seed,
+            "provider": "CPUExecutionProvider",
+            "versions": _versions(),
+            "graphs": graphs,
+            "skipped": skipped,
+            "passed": True,
+        }
+        for path, data in files.items():
+            atomic_write_bytes(path, data)
+        for name in skipped:
+            (out / graph_file(name)).unlink(missing_ok=True)  # a stale graph from an earlier export
+        atomic_write_json(onnx_dir / REPORT_FILE, report)
+    except BaseException:
+        _remove_outputs(onnx_dir)
+        raise
+    return report
+
+
+def _recorded_id(folder: Path) -> str | None:
+    """The recipe id that training wrote into model.safetensors' metadata (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(folder / "model.safetensors", "pt") as fh:
+            return (fh.metadata() or {}).get("recipe_id")
+    except Exception:  # a missing or corrupt file: model_io.load reports it properly
+        return None
+
+
+def export_folder(
+    id_or_dir: str | Path, out: str | Path | None = None, model_id: str | None = None, **kwargs: Any
+) -> tuple[Path, dict[str, Any]]:
+    """Load the model ``id_or_dir`` names and export it to ``out`` (default: its own folder); (folder, report)."""
+    from avb_zoo.model_io import load
+
+    folder = resolve_model_dir(id_or_dir)
+    model = load(folder, with_adversary=False)
+    model_id = model_id or _recorded_id(folder) or str(model.config.get("id") or folder.resolve().name)
+    target = folder if out is None else Path(out)
+    return target, export_model(model, target, model_id=model_id, **kwargs)
