@@ -224,5 +224,58 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
     click.echo(f"reconstructed {len(x)} image(s) into {out_path}")
 
 
+@main.command("eval")
+@click.argument("id_or_dir")
+@click.option("--ais-steps", type=click.IntRange(min=1), default=1000, show_default=True, help="AIS distributions.")
+@click.option("--ais-chains", type=click.IntRange(min=1), default=5, show_default=True, help="AIS chains per example.")
+@click.option("--ais-leapfrog", type=click.IntRange(min=1), default=10, show_default=True, help="Leapfrog steps.")
+@click.option("--ais-schedule", type=click.Choice(["linear", "sigmoid"]), default="linear", show_default=True)
+@click.option("--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: 2048 MNIST, 4 toy).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Examples per batch.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="VAE IW bound samples.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw (keyed per example).")
+@click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
+@click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics and protocol as one JSON object.")
+def eval_model(
+    id_or_dir: str,
+    ais_steps: int,
+    ais_chains: int,
+    ais_leapfrog: int,
+    ais_schedule: str,
+    n_test: int | None,
+    batch_size: int,
+    iw_samples: int,
+    device: str,
+    seed: int,
+    data_dir: str | None,
+    no_write: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Evaluate a model folder: AIS log-likelihood, ELBO, reconstruction error; writes metrics.json."""
+    from avb_zoo.evaluation.ais import AISSettings
+    from avb_zoo.evaluation.evaluate import EvalSettings, evaluate_folder, format_table
+
+    settings = EvalSettings(
+        ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog_steps=ais_leapfrog, schedule=ais_schedule),
+        n_test=n_test,
+        batch_size=batch_size,
+        seed=seed,
+        iw_samples=iw_samples,
+        device=device,
+        data_dir=data_dir,
+    )
+    result, path = evaluate_folder(id_or_dir, settings, write=not no_write, progress=not quiet and sys.stderr.isatty())
+    if as_json:
+        print_json(result)
+        return
+    click.echo(format_table(result))
+    if not no_write:
+        click.echo(f"metrics written to {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -53,3 +53,7 @@ class ExportError(AVBZooError):
 
 class ProviderError(AVBZooError):
     """An onnxruntime execution provider that is unknown, unavailable, or was silently replaced."""
+
+
+class EvaluationError(AVBZooError):
+    """Evaluation settings out of range, or an evaluation whose result cannot be trusted (non-finite values)."""

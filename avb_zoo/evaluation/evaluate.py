@@ -1,0 +1,251 @@
+"""``avb-zoo eval``: every metric of a model on its test data, with the protocol that produced it.
+
+The result is one JSON object (``log_likelihood``, ``log_likelihood_se``, ``elbo``, ``reconstruction_error``,
+..., ``protocol``) written atomically to ``metrics.json`` beside the weights. Means and standard errors are
+over test examples (std / sqrt(n)); every example's randomness is keyed by (seed, example index), so the
+numbers do not depend on the batch size or on how the examples are split between processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from avb_zoo.errors import CheckpointError, EvaluationError
+from avb_zoo.evaluation.ais import AISSettings
+from avb_zoo.evaluation.data import TestSet, load_test_set
+from avb_zoo.evaluation.metrics import (
+    ais_log_likelihood,
+    elbo_terms,
+    importance_weighted_bound,
+    q0_description,
+)
+from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
+from avb_zoo.fileio import atomic_write_json
+from avb_zoo.model import AVBModel
+from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load
+
+METRICS_FILE = "metrics.json"
+QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
+AUTHORS_ELBO_DRAWS = 25_600  # 200 batches x 128 in the authors' test script
+MAX_ELBO_SAMPLES = 1000
+ELBO_KINDS = {
+    "bound": "bound (analytic KL)",
+    "estimate": "estimate, not a bound (the adversary's KL)",
+    "none": "unavailable: no adversary weights",
+}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything an evaluation depends on besides the model (recorded in the protocol)."""
+
+    ais: AISSettings = field(default_factory=AISSettings)
+    n_test: int | None = None  # None: the data set's default (2048 MNIST images, the 4 toy points)
+    batch_size: int = 128
+    seed: int = 0
+    iw_samples: int = 1000
+    elbo_samples: int | None = None  # None: enough for the authors' 25,600 draws in all (at most 1000 each)
+    device: str = "cpu"
+    data_dir: str | None = None
+
+    def validate(self) -> EvalSettings:
+        self.ais.validate()
+        for name in ("batch_size", "iw_samples", "elbo_samples"):
+            value = getattr(self, name)
+            if name == "elbo_samples" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise EvaluationError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+        if self.n_test is not None and (not isinstance(self.n_test, int) or self.n_test < 1):
+            raise EvaluationError(f"n_test must be a positive integer, got {self.n_test!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise EvaluationError(f"seed must be an integer, got {self.seed!r}")
+        return self
+
+
+def default_elbo_samples(n_test: int) -> int:
+    """Draws z ~ q(z|x) per example for ELBO and reconstruction error: 25,600 in all, as the authors used."""
+    return max(1, min(MAX_ELBO_SAMPLES, math.ceil(AUTHORS_ELBO_DRAWS / n_test)))
+
+
+def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
+    """Mean and its standard error std / sqrt(n) over examples (None for a single example)."""
+    v = values.double()
+    if v.numel() < 2:
+        return float(v.mean()), None
+    return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
+
+
+def resolve_model_folder(id_or_dir: str | Path) -> Path:
+    """The model folder named by ID_OR_DIR (today a folder holding config.json and model.safetensors)."""
+    folder = Path(id_or_dir).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(f"{id_or_dir} is not a model folder (config.json + {WEIGHTS_FILE})")
+    for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder} holds no {name}: it is not a model folder (its {what} are missing)")
+    return folder
+
+
+def _summarise(per_example: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, values in per_example.items():
+        out[name], out[f"{name}_se"] = mean_and_se(values)
+    return out
+
+
+def evaluate(
+    model: AVBModel,
+    settings: EvalSettings,
+    *,
+    has_adversary: bool | None = None,
+    data: torch.Tensor | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """All metrics of ``model`` (moved to ``settings.device``) on its test data or on ``data`` [N, x_dim].
+
+    ``has_adversary=False`` marks an AVB model whose adversary was not loaded: its ELBO estimate is then
+    left out (null) rather than computed with an untrained adversary.
+    """
+    settings.validate()
+    device = torch.device(settings.device)
+    model = model.to(device).eval()
+    method = model.method
+    if has_adversary is None or method == "vae":
+        has_adversary = model.adversary is not None
+    test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
+    elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
+    exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
+    columns: dict[str, list[torch.Tensor]] = {}
+    diagnostics: dict[str, list[torch.Tensor]] = {"acceptance": [], "step_size": [], "ess": []}
+    start = time.perf_counter()
+    ais_seconds = 0.0
+    n = test.x.shape[0]
+    batches = range(0, n, settings.batch_size)
+    for lo in tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True):
+        x = test.x[lo : lo + settings.batch_size].to(device)
+        idx = test.indices[lo : lo + settings.batch_size]
+        terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
+        if method != "vae" and not has_adversary:
+            terms = {k: v for k, v in terms.items() if k == "reconstruction_error"}
+        t0 = time.perf_counter()
+        ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
+        ais_seconds += time.perf_counter() - t0
+        terms["log_likelihood"] = ais.log_likelihood
+        diagnostics["acceptance"].append(ais.acceptance)
+        diagnostics["step_size"].append(ais.step_size)
+        diagnostics["ess"].append(ais.effective_sample_size)
+        if method == "vae":
+            terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
+        if exact:
+            terms["exact_log_likelihood"] = quadrature_log_likelihood(model, x)
+        for name, values in terms.items():
+            columns.setdefault(name, []).append(values.detach().double().cpu())
+    per_example = {k: torch.cat(v) for k, v in columns.items()}
+    for name, values in per_example.items():
+        if not torch.isfinite(values).all():
+            raise EvaluationError(f"{name} is not finite for some test examples: the model's outputs are not finite")
+    result: dict[str, Any] = {"elbo": None, "elbo_se": None}
+    result.update(_summarise(per_example))
+    ais_work = n * settings.ais.chains * settings.ais.leapfrog_steps * max(settings.ais.steps - 1, 1)
+    result["elbo_kind"] = ELBO_KINDS["bound" if method == "vae" else ("estimate" if has_adversary else "none")]
+    result["diagnostics"] = {
+        "ais_mean_acceptance": float(torch.cat(diagnostics["acceptance"]).mean()),
+        "ais_final_step_size": float(torch.cat(diagnostics["step_size"]).mean()),
+        "ais_mean_ess": float(torch.cat(diagnostics["ess"]).mean()),
+        "ais_seconds": round(ais_seconds, 3),
+        "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
+    result["protocol"] = protocol(model, settings, test, exact, device)
+    result["protocol"]["elbo_samples"] = elbo_samples
+    return result
+
+
+def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool, device: torch.device) -> dict:
+    """Every setting behind the numbers, in words where a number would not say enough."""
+    import avb_zoo
+
+    out: dict[str, Any] = {
+        "ais": {
+            **settings.ais.as_dict(),
+            "q0": q0_description(model.method),
+            "hmc": "unit mass, per-dimension leapfrog step eps * sigma0, Metropolis test per chain",
+            "step_size_adaptation": "per example, on the mean acceptance probability of its chains",
+            "estimator": "log mean_k w_k over the chains (logsumexp - log K)",
+            "prior": "N(0, I)",
+        },
+        "data": test.description,
+        "n_test": test.x.shape[0],
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+        "device": str(device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "randomness": "every draw keyed by (seed, example index, purpose)",
+        "standard_error": "std over test examples / sqrt(n_test)",
+        "elbo": "-reconstruction_error - KL (KL analytic for the VAE, the adversary's estimate for AVB)",
+        "reconstruction_error": "-log p(x|z) for z ~ q(z|x), summed over pixels (nats), mean over elbo_samples draws",
+        "software": {"avb_zoo": avb_zoo.__version__, "torch": torch.__version__.split("+")[0]},
+    }
+    if model.method == "vae":
+        out["iw_samples"] = settings.iw_samples
+    if exact:
+        out["exact_log_likelihood"] = "quadrature: midpoint rule on a 401^d grid over [-7, 7]^d"
+    return out
+
+
+def evaluate_folder(
+    id_or_dir: str | Path, settings: EvalSettings, *, write: bool = True, progress: bool = False
+) -> tuple[dict[str, Any], Path]:
+    """Load the model of ID_OR_DIR, evaluate it, and write metrics.json beside its weights (atomically)."""
+    settings.validate()
+    folder = resolve_model_folder(id_or_dir)
+    from avb_zoo.training.device import resolve_device
+
+    device = resolve_device(settings.device)
+    model = load(folder, device=device)
+    has_adversary = model.adversary is not None and (folder / ADVERSARY_FILE).is_file()
+    result = evaluate(model, settings, has_adversary=has_adversary, progress=progress)
+    path = folder / METRICS_FILE
+    if write:
+        atomic_write_json(path, result)
+    return result, path
+
+
+ROWS = (
+    ("log_likelihood", "log p(x), AIS"),
+    ("exact_log_likelihood", "log p(x), exact (quadrature)"),
+    ("iw_bound", "importance-weighted bound"),
+    ("elbo", "ELBO"),
+    ("kl", "KL(q(z|x) || p(z))"),
+    ("reconstruction_error", "reconstruction error"),
+)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The metrics as an aligned text table, with the protocol in one line underneath."""
+    lines = [f"{'metric':<32}{'mean':>12}{'± s.e.':>10}"]
+    for key, label in ROWS:
+        if key not in result:
+            continue
+        value, se = result[key], result.get(f"{key}_se")
+        if key == "elbo":
+            label = "ELBO (bound)" if result.get("elbo_kind") == ELBO_KINDS["bound"] else "ELBO (estimate, not a bound)"
+        shown = "n/a" if value is None else f"{value:.4f}"
+        lines.append(f"{label:<32}{shown:>12}{'' if se is None else f'{se:.4f}':>10}")
+    p, d = result["protocol"], result["diagnostics"]
+    ais = p["ais"]
+    lines.append(
+        f"AIS: {ais['steps']} steps ({ais['schedule']}) x {ais['chains']} chains x {ais['leapfrog_steps']} leapfrog, "
+        f"acceptance {d['ais_mean_acceptance']:.2f}, ESS {d['ais_mean_ess']:.2f}/{ais['chains']}; "
+        f"{p['n_test']} examples ({p['data'].get('name')}), seed {p['seed']}, {p['device']}, {d['seconds']:.1f} s"
+    )
+    return "\n".join(lines)
