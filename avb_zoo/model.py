@@ -209,13 +209,17 @@ class AVBModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Encoder noise eps ~ N(0, I) [n, noise_dim], drawn on the CPU (so results do not depend on the device)."""
-        return torch.randn(n, self.noise_dim, generator=generator).to(self.device)
+        return torch.randn(n, self.noise_dim, generator=generator).to(self.device, self.dtype)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p(z) = N(0, I) [n, latent_dim]."""
-        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
 
     def encode(
         self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
