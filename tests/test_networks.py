@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from core_helpers import single_thread  # noqa: F401 (fixture)
 
 from avb_zoo.errors import ConfigError
 from avb_zoo.model import AVBModel
@@ -18,6 +19,8 @@ from avb_zoo.networks.layers import ConvTrunk
 
 MNIST = (1, 28, 28)
 B = 5
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _binary_images(n: int, seed: int = 0) -> torch.Tensor:
