@@ -1,0 +1,222 @@
+"""``avb-zoo eval`` and the evaluation library: metrics, protocol record, keyed data, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from toy_fixtures import single_thread, toy_vae_copy, trained_toy_vae  # noqa: F401
+
+from avb_zoo.errors import CheckpointError, DataError, EvaluationError
+from avb_zoo.evaluation.ais import AISSettings
+from avb_zoo.evaluation.data import load_test_set
+from avb_zoo.evaluation.evaluate import EvalSettings, evaluate, evaluate_folder, mean_and_se
+from avb_zoo.evaluation.metrics import elbo_terms
+from avb_zoo.model import AVBModel
+from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, save
+
+MNIST_SUBSET = Path(__file__).parent / "data" / "mnist-subset"
+FAST = ["--ais-steps", "20", "--ais-chains", "4", "--iw-samples", "50"]
+
+SMALL_MNIST_AC = {
+    "method": "avb-ac",
+    "x_dim": 784,
+    "latent_dim": 4,
+    "image_shape": [1, 28, 28],
+    "data": {"name": "mnist"},
+    "encoder": {"name": "noise-basis", "eps_dim": 4, "n_basis": 3, "hidden": [16], "basis_hidden": [8]},
+    "decoder": {"name": "bernoulli", "hidden": [16]},
+    "adversary": {"name": "inner-product", "hidden": [16], "feature_dim": 8},
+}
+EIGHT_SCHOOLS = {
+    "method": "avb-ac",
+    "x_dim": 0,
+    "latent_dim": 10,
+    "data": {"name": "eight-schools"},
+    "encoder": {"name": "concat-mlp", "noise_dim": 10, "hidden": [16]},
+    "decoder": {"name": "eight-schools"},
+    "adversary": {"name": "residual", "width": 16, "blocks": 1},
+}
+
+
+def saved(config: dict, folder: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    save(AVBModel(config), folder)
+    return folder
+
+
+def run(*args: str) -> tuple[int, str]:
+    from avb_zoo.cli import main  # cli.py lives beside the package in a checkout
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_toy_eval_json_agrees_with_quadrature_and_is_written(toy_vae_copy: Path) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, "--ais-steps", "100", "--ais-chains", "64", "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    for key in ("log_likelihood", "log_likelihood_se", "elbo", "reconstruction_error", "protocol"):
+        assert key in result
+    assert json.loads((toy_vae_copy / "metrics.json").read_text()) == result
+    # AIS from the encoder's Gaussian, 64 chains: per-point spread ~0.01 (see test_ais), so 0.02 on the mean.
+    assert abs(result["log_likelihood"] - result["exact_log_likelihood"]) < 0.02
+    # Bounds: the IW bound (1000 samples) and the ELBO lie below log p(x); their sampling error is far
+    # below the margins used (IW: ~0.003; ELBO: 25,600 draws, s.e. printed ~0.04 over 4 points).
+    assert result["iw_bound"] < result["exact_log_likelihood"] + 0.01
+    assert result["elbo"] < result["iw_bound"]
+    assert result["elbo_kind"].startswith("bound")
+    assert math.isclose(result["elbo"], -(result["reconstruction_error"] + result["kl"]), rel_tol=1e-6)
+    protocol = result["protocol"]
+    assert protocol["ais"]["steps"] == 100 and protocol["ais"]["chains"] == 64
+    assert protocol["ais"]["leapfrog_steps"] == 10 and protocol["ais"]["schedule"] == "linear"
+    assert protocol["data"]["name"] == "toy" and protocol["n_test"] == 4 and protocol["seed"] == 0
+    assert "encoder's Gaussian" in protocol["ais"]["q0"]
+
+
+def test_table_output(toy_vae_copy: Path) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, *FAST, "--no-write")
+    assert code == 0, out
+    assert "log p(x), AIS" in out and "exact (quadrature)" in out and "ELBO (bound)" in out
+    assert not (toy_vae_copy / "metrics.json").exists()
+
+
+def test_results_do_not_depend_on_batch_size(trained_toy_vae) -> None:  # noqa: F811
+    def metrics(batch_size: int) -> dict:
+        settings = EvalSettings(ais=AISSettings(steps=10, chains=3), batch_size=batch_size, iw_samples=20)
+        return evaluate(trained_toy_vae, settings)
+
+    one, all_four = metrics(1), metrics(4)
+    for key in ("log_likelihood", "elbo", "reconstruction_error", "iw_bound", "exact_log_likelihood"):
+        assert math.isclose(one[key], all_four[key], rel_tol=1e-5, abs_tol=1e-6), key
+
+
+def test_avb_ac_on_mnist_subset(tmp_path: Path) -> None:
+    folder = saved(SMALL_MNIST_AC, tmp_path / "ac")
+    args = ["--n-test", "6", "--batch-size", "4", "--data-dir", MNIST_SUBSET, "--json"]
+    code, out = run("eval", folder, *FAST, *args)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["elbo_kind"].startswith("estimate")
+    assert all(math.isfinite(result[k]) for k in ("log_likelihood", "elbo", "reconstruction_error", "kl"))
+    assert "exact_log_likelihood" not in result and "iw_bound" not in result
+    assert "Adaptive Contrast" in result["protocol"]["ais"]["q0"] or "AC moments" in result["protocol"]["ais"]["q0"]
+    data = result["protocol"]["data"]
+    assert data["split"].startswith("test") and "dynamic" in data["binarization"]
+    # A 784-pixel image under an untrained decoder costs ~784 log 2 = 543 nats; AIS can only do better.
+    assert -600 < result["log_likelihood"] < 0
+
+
+def test_avb_without_adversary_weights_has_no_elbo(tmp_path: Path) -> None:
+    folder = saved(SMALL_MNIST_AC, tmp_path / "ac")
+    (folder / ADVERSARY_FILE).unlink()
+    settings = EvalSettings(ais=AISSettings(steps=3, chains=2), n_test=2, data_dir=str(MNIST_SUBSET))
+    result, _ = evaluate_folder(folder, settings, write=False)
+    assert result["elbo"] is None and result["elbo_kind"].startswith("unavailable")
+    assert math.isfinite(result["reconstruction_error"])
+
+
+def test_eight_schools_gives_a_log_evidence(tmp_path: Path) -> None:
+    folder = saved(EIGHT_SCHOOLS, tmp_path / "es")
+    code, out = run("eval", folder, *FAST, "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["protocol"]["n_test"] == 1 and result["log_likelihood_se"] is None
+    assert math.isfinite(result["log_likelihood"])
+
+
+def test_mnist_binarisation_is_keyed_by_example() -> None:
+    config = dict(SMALL_MNIST_AC)
+    five = load_test_set(config, 5, seed=1, data_dir=MNIST_SUBSET)
+    three = load_test_set(config, 3, seed=1, data_dir=MNIST_SUBSET)
+    assert torch.equal(five.x[:3], three.x)
+    assert set(five.x.unique().tolist()) <= {0.0, 1.0}
+    other = load_test_set(config, 5, seed=2, data_dir=MNIST_SUBSET)
+    assert not torch.equal(other.x, five.x)
+
+
+def test_elbo_terms_average_their_draws(trained_toy_vae) -> None:  # noqa: F811
+    x = torch.eye(4)
+    many = elbo_terms(trained_toy_vae, x, [0, 1, 2, 3], seed=0, samples=2000)
+    few = elbo_terms(trained_toy_vae, x, [0, 1, 2, 3], seed=0, samples=1)
+    torch.testing.assert_close(many["kl"], few["kl"])  # analytic for the VAE
+    assert (many["reconstruction_error"] > 0).all()
+
+
+def test_mean_and_se() -> None:
+    mean, se = mean_and_se(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert mean == 2.5 and math.isclose(se, math.sqrt(5 / 3) / 2)
+    assert mean_and_se(torch.tensor([3.0])) == (3.0, None)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def test_folder_without_weights(toy_vae_copy: Path) -> None:  # noqa: F811
+    (toy_vae_copy / WEIGHTS_FILE).unlink()
+    code, out = run("eval", toy_vae_copy, *FAST)
+    assert code == 1 and WEIGHTS_FILE in out and "Traceback" not in out
+
+
+def test_not_a_folder(tmp_path: Path) -> None:
+    code, out = run("eval", tmp_path / "nowhere", *FAST)
+    assert code == 1 and "not a model folder" in out
+
+
+def test_config_and_weights_that_disagree(toy_vae_copy: Path) -> None:  # noqa: F811
+    config = json.loads((toy_vae_copy / CONFIG_FILE).read_text())
+    config["decoder"]["hidden"] = [32, 32, 32]
+    (toy_vae_copy / CONFIG_FILE).write_text(json.dumps(config))
+    code, out = run("eval", toy_vae_copy, *FAST)
+    assert code == 1 and "does not match" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--ais-chains", "0"), ("--ais-steps", "-5"), ("--batch-size", "0"), ("--n-test", "0")],
+)
+def test_settings_out_of_range_on_the_command_line(toy_vae_copy: Path, option: str, value: str) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, option, value)
+    assert code != 0 and option in out
+    assert not (toy_vae_copy / "metrics.json").exists()
+
+
+def test_too_many_toy_examples(toy_vae_copy: Path) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, *FAST, "--n-test", "5")
+    assert code == 1 and "4 points" in out
+
+
+def test_settings_validated_in_the_library(trained_toy_vae) -> None:  # noqa: F811
+    with pytest.raises(EvaluationError, match="chains"):
+        evaluate(trained_toy_vae, EvalSettings(ais=AISSettings(chains=0)))
+    with pytest.raises(EvaluationError, match="batch size"):
+        evaluate(trained_toy_vae, EvalSettings(batch_size=-1))
+
+
+def test_nan_in_data_is_named(trained_toy_vae) -> None:  # noqa: F811
+    data = torch.eye(4)
+    data[2, 1] = float("nan")
+    with pytest.raises(DataError, match="NaN"):
+        evaluate(trained_toy_vae, EvalSettings(ais=AISSettings(steps=2, chains=1)), data=data)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        evaluate(trained_toy_vae, EvalSettings(ais=AISSettings(steps=2, chains=1)), data=torch.eye(4) * 3)
+
+
+def test_missing_mnist_is_a_data_error(tmp_path: Path) -> None:
+    folder = saved(SMALL_MNIST_AC, tmp_path / "ac")
+    with pytest.raises(DataError, match="MNIST"):
+        evaluate_folder(folder, EvalSettings(n_test=2, data_dir=str(tmp_path / "empty")), write=False)
+
+
+def test_unknown_device(toy_vae_copy: Path) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, *FAST, "--device", "tpu9")
+    assert code == 1 and "device" in out
+
+
+def test_resolve_rejects_folder_without_config(tmp_path: Path) -> None:
+    from avb_zoo.evaluation.evaluate import resolve_model_folder
+
+    with pytest.raises(CheckpointError, match=CONFIG_FILE):
+        resolve_model_folder(tmp_path)
