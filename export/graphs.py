@@ -22,13 +22,17 @@ from avb_zoo.networks.encoders import Encoder, GaussianEncoder, NoiseBasisEncode
 from avb_zoo.rng import keyed_generator
 from avb_zoo.runtime.conventions import EPS_CONVENTION, GRAPHS, X_CONVENTION, Z_CONVENTION
 
+from .ort_friendly import FastBasisEncoder, rewrite_activations
+
 DEFAULT_MOMENT_DRAWS = 65536
+# how each input is drawn for tests: images uniform in [0, 1], noise and latents N(0, 1)
+DRAWS: dict[str, Callable[..., torch.Tensor]] = {"x": torch.rand, "eps": torch.randn, "z": torch.randn}
 
 
 class EncoderGraph(nn.Module):
     """(x, eps) -> z."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder | FastBasisEncoder) -> None:
         super().__init__()
         self.encoder = encoder
 
@@ -51,7 +55,9 @@ class GaussianMomentsGraph(nn.Module):
 class BasisMomentsGraph(nn.Module):
     """x -> (E[z|x], Var[z|x]) = (z0 + sum_i a_i E[v_i], sum_i a_i^2 Var[v_i]) with the basis moments baked in."""
 
-    def __init__(self, encoder: NoiseBasisEncoder, v_mean: torch.Tensor, v_var: torch.Tensor) -> None:
+    def __init__(
+        self, encoder: NoiseBasisEncoder | FastBasisEncoder, v_mean: torch.Tensor, v_var: torch.Tensor
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.register_buffer("v_mean", v_mean)
@@ -109,12 +115,12 @@ def basis_moments(
 
 @dataclass
 class GraphSpec:
-    """One graph to export: its module, the trailing size of each input, how to draw test inputs, metadata."""
+    """One graph to export: the module exported, the reference it must reproduce, input sizes and draws, notes."""
 
     name: str
-    module: nn.Module
-    sizes: dict[str, int]
-    draw: dict[str, str]  # input name -> "unit" (uniform in [0, 1]) or "normal"
+    module: nn.Module  # what is exported (with the onnxruntime-friendly rewrites)
+    reference: nn.Module  # the model's own computation, which the exported graph is checked against
+    sizes: dict[str, int]  # trailing size of x, eps and z
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -127,57 +133,59 @@ class GraphSpec:
 
     def example(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         """Random inputs of this batch size, drawn as the graph's users draw them."""
-        makers: dict[str, Callable[..., torch.Tensor]] = {"unit": torch.rand, "normal": torch.randn}
-        return tuple(makers[self.draw[n]](batch, self.sizes[n], generator=generator) for n in self.inputs)
+        return tuple(DRAWS[n](batch, self.sizes[n], generator=generator) for n in self.inputs)
 
 
-def _moments_graph(encoder: Encoder, draws: int, seed: int) -> tuple[nn.Module | None, str]:
-    """The moments graph of an encoder and a note on what it computes (or None and why there is none)."""
-    if isinstance(encoder, GaussianEncoder):
-        return GaussianMomentsGraph(encoder), "exact mean and variance of the Gaussian q(z|x)"
-    if isinstance(encoder, NoiseBasisEncoder):
-        v_mean, v_var = basis_moments(encoder, draws, seed)
-        note = (
-            f"mean and variance of q(z|x) given basis-vector moments estimated once from {draws} noise draws "
-            f"(seed {seed}) and stored as constants; they do not depend on x"
-        )
-        return BasisMomentsGraph(encoder, v_mean, v_var), note
-    return None, f"{type(encoder).__name__} has no tractable moments"
+def _modules(
+    encoder: Encoder | None, decoder: nn.Module, basis: tuple[torch.Tensor, torch.Tensor] | None, fast: bool
+) -> dict[str, nn.Module]:
+    """The graph modules over these parts: the reference ones, or (``fast``) the onnxruntime-friendly ones."""
+    if fast:
+        encoder = rewrite_activations(copy.deepcopy(encoder)) if encoder is not None else None
+        decoder = rewrite_activations(copy.deepcopy(decoder))
+    graphs: dict[str, nn.Module] = {}
+    if encoder is not None:
+        basis_encoder = FastBasisEncoder(encoder) if fast and isinstance(encoder, NoiseBasisEncoder) else encoder
+        graphs["encoder"] = EncoderGraph(basis_encoder)
+        if isinstance(encoder, GaussianEncoder):
+            graphs["moments"] = GaussianMomentsGraph(encoder)
+        elif isinstance(encoder, NoiseBasisEncoder) and basis is not None:
+            graphs["moments"] = BasisMomentsGraph(basis_encoder, *basis)
+    if isinstance(decoder, BernoulliDecoder):
+        graphs["decoder"] = DecoderGraph(decoder)
+        graphs["sampler"] = SamplerGraph(decoder)
+    return {name: module.eval() for name, module in graphs.items()}
 
 
 def graph_specs(
     model: AVBModel, moment_draws: int = DEFAULT_MOMENT_DRAWS, moment_seed: int = 0
 ) -> tuple[list[GraphSpec], dict[str, str]]:
     """The graphs this model can give, on eval-mode copies of its parts, and the reasons for those it cannot."""
-    encoder = copy.deepcopy(model.encoder).float().cpu().eval()
+    encoder = copy.deepcopy(model.encoder).float().cpu().eval() if model.x_dim > 0 else None
     decoder = copy.deepcopy(model.decoder).float().cpu().eval()
-    specs: list[GraphSpec] = []
-    skipped: dict[str, str] = {}
-    x, d = model.x_dim, model.latent_dim
-    eps_note = {"input.eps": EPS_CONVENTION}
-    if x == 0:
-        for name in ("encoder", "moments"):
+    basis = None
+    notes: dict[str, dict[str, str]] = {"decoder": {"input.z": Z_CONVENTION}, "sampler": {"input.z": Z_CONVENTION}}
+    notes["encoder"] = {"input.x": X_CONVENTION, "input.eps": EPS_CONVENTION}
+    notes["moments"] = {"input.x": X_CONVENTION, "moments": "exact mean and variance of the Gaussian q(z|x)"}
+    if isinstance(encoder, NoiseBasisEncoder):
+        basis = basis_moments(encoder, moment_draws, moment_seed)
+        notes["encoder"]["noise_layout"] = f"eps = {encoder.n_basis} blocks of {encoder.eps_dim}, one per basis vector"
+        notes["moments"]["moments"] = (
+            f"mean and variance of q(z|x) given basis-vector moments estimated once from {moment_draws} noise "
+            f"draws (seed {moment_seed}) and stored as constants; they do not depend on x"
+        )
+    reference = _modules(encoder, decoder, basis, fast=False)
+    exported = _modules(encoder, decoder, basis, fast=True)
+    sizes = {"x": model.x_dim, "eps": model.noise_dim, "z": model.latent_dim}
+    specs = [GraphSpec(name, module, reference[name], sizes, notes[name]) for name, module in exported.items()]
+    skipped = {}
+    for name in GRAPHS:
+        if name in exported:
+            continue
+        if encoder is None and name in ("encoder", "moments"):
             skipped[name] = "the encoder takes no input x (an unconditional sampler)"
-    else:
-        sizes = {"x": x, "eps": encoder.noise_dim}
-        draw = {"x": "unit", "eps": "normal"}
-        notes = {"input.x": X_CONVENTION, **eps_note}
-        if isinstance(encoder, NoiseBasisEncoder):
-            notes["noise_layout"] = f"eps = {encoder.n_basis} blocks of {encoder.eps_dim}, one per basis vector"
-        specs.append(GraphSpec("encoder", EncoderGraph(encoder), sizes, draw, notes))
-        moments, note = _moments_graph(encoder, moment_draws, moment_seed)
-        if moments is None:
-            skipped["moments"] = note
+        elif name == "moments":
+            skipped[name] = f"{type(encoder).__name__} has no tractable moments"
         else:
-            notes = {"input.x": X_CONVENTION, "moments": note}
-            specs.append(GraphSpec("moments", moments, {"x": x}, {"x": "unit"}, notes))
-    if isinstance(decoder, BernoulliDecoder):
-        notes = {"input.z": Z_CONVENTION}
-        specs.append(GraphSpec("decoder", DecoderGraph(decoder), {"z": d}, {"z": "normal"}, notes))
-        specs.append(GraphSpec("sampler", SamplerGraph(decoder), {"z": d}, {"z": "normal"}, notes))
-    else:
-        for name in ("decoder", "sampler"):
             skipped[name] = f"{type(decoder).__name__} gives no Bernoulli logits"
-    for spec in specs:
-        spec.module.eval()
     return specs, skipped

@@ -27,7 +27,7 @@ def check_parity(
     for batch in batch_sizes:
         inputs = spec.example(batch, generator)
         with torch.no_grad():
-            expected = spec.module(*inputs)
+            expected = spec.reference(*inputs)
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(None, {name: t.numpy() for name, t in zip(spec.inputs, inputs, strict=True)})
         diffs: dict[str, float] = {}

@@ -2,7 +2,8 @@
 
 ``toy``: the toy-avb recipe's architecture (2x2 images, concat-MLP encoder, no moments), exported through the
 ``avb-zoo export`` command. ``mnist``: an MNIST-shaped AVB+AC model (noise-basis encoder on a batch-normed
-conv trunk, transposed-conv Bernoulli decoder), exported from training mode to check the exporter's eval().
+ELU conv trunk, transposed-conv softplus Bernoulli decoder), exported from training mode to check that the
+exporter uses eval mode.
 Weights are random but far from their near-zero initial heads, so the graphs compute non-trivial functions.
 """
 
@@ -28,7 +29,14 @@ MNIST_CONFIG = {
         "hidden": [64],
         "basis_hidden": [32],
     },
-    "decoder": {"name": "bernoulli", "hidden": [64], "start_shape": [16, 7, 7], "channels": [8], "strides": [2, 2]},
+    "decoder": {
+        "name": "bernoulli",
+        "hidden": [64],
+        "start_shape": [16, 7, 7],
+        "channels": [8],
+        "strides": [2, 2],
+        "act": "softplus",
+    },
     "adversary": {"name": "inner-product", "hidden": [32], "feature_dim": 16},
 }
 

@@ -81,6 +81,7 @@ def test_graph_format_and_metadata(folder):
         assert "[0, 1]" in meta.get("avb_zoo.input.x", "[0, 1]")
         assert ("avb_zoo.input.eps" in meta) == (name == "encoder")
         assert graph["sha256"] and graph["bytes"] == (folder / graph["file"]).stat().st_size
+        assert not ops & {"Softplus", "Elu", "Einsum"}  # rewritten into operations onnxruntime runs fast
 
 
 def test_batch_norm_is_exported_in_eval_mode(tmp_path_factory):
@@ -152,3 +153,16 @@ def test_export_command_errors_exit_1(tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "not a model folder" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_onnxruntime_friendly_rewrites_compute_the_same_functions():
+    from avb_zoo.export.ort_friendly import FastBasisEncoder, FastELU, FastSoftplus
+
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([-1e30, 1e30, 0.0, 19.999, 20.0, 20.001])])
+    torch.testing.assert_close(FastSoftplus()(x), torch.nn.functional.softplus(x), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(FastELU()(x), torch.nn.functional.elu(x), rtol=1e-6, atol=1e-7)
+    encoder = build("mnist").encoder.eval()
+    gen = torch.Generator().manual_seed(0)
+    x, eps = torch.rand(9, 784, generator=gen), torch.randn(9, encoder.noise_dim, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(FastBasisEncoder(encoder)(x, eps), encoder(x, eps), rtol=1e-5, atol=1e-5)

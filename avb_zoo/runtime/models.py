@@ -43,21 +43,26 @@ def _float_input(array: Any, width: int, what: str) -> np.ndarray:
 class _Model:
     """A model folder's config.json and image layout; subclasses open the graphs they need."""
 
-    def __init__(self, model: str | Path) -> None:
+    def __init__(self, model: str | Path, providers: str | Sequence[str] | None, threads: int | None) -> None:
         self.folder = resolve_model_dir(model)
+        self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
         self.x_dim: int = self.config["x_dim"]
         self.latent_dim: int = self.config["latent_dim"]
         self.image_shape = image_shape_of(self.config)
 
+    def _open(self, name: str) -> GraphSession:
+        return GraphSession(self.folder, name, self.config, self._providers, self._threads)
+
 
 class Encoder(_Model):
     """q(z|x) from ``onnx/encoder.onnx`` (and its mean and variance from ``onnx/moments.onnx`` where exported)."""
 
-    def __init__(self, model: str | Path, providers: str | Sequence[str] | None = None) -> None:
-        super().__init__(model)
-        self._providers = providers
-        self.graph = GraphSession(self.folder, "encoder", self.config, providers)
+    def __init__(
+        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
+        super().__init__(model, providers, threads)
+        self.graph = self._open("encoder")
         self.noise_dim = self.graph.noise_dim
         self.providers = self.graph.providers
         self._moments: GraphSession | None = None
@@ -89,18 +94,21 @@ class Encoder(_Model):
     def moments(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of q(z|x), each [N, d] (AC and Gaussian encoders; see the export's notes)."""
         if self._moments is None:
-            self._moments = GraphSession(self.folder, "moments", self.config, self._providers)
+            self._moments = self._open("moments")
         x = as_model_input(x, self.image_shape, "x")
-        parts = [self._moments.run({"x": x[i : i + batch_size]}) for i in range(0, len(x), _count(batch_size, "b"))]
+        step = _count(batch_size, "batch_size")
+        parts = [self._moments.run({"x": x[i : i + step]}) for i in range(0, len(x), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class Sampler(_Model):
     """p(x|z) as pixel probabilities from ``onnx/sampler.onnx``; ``sample`` draws z from the prior N(0, I)."""
 
-    def __init__(self, model: str | Path, providers: str | Sequence[str] | None = None) -> None:
-        super().__init__(model)
-        self.graph = GraphSession(self.folder, "sampler", self.config, providers)
+    def __init__(
+        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
+        super().__init__(model, providers, threads)
+        self.graph = self._open("sampler")
         self.providers = self.graph.providers
 
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:

@@ -39,9 +39,14 @@ def choose_providers(providers: str | Sequence[str] | None = None) -> tuple[list
     return chosen, True
 
 
-def session_options() -> ort.SessionOptions:
-    """Full graph optimisation; no thread spinning between calls (two sessions, or other work, share the CPU)."""
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Full graph optimisation; no thread spinning between calls (two sessions, or other work, share the CPU).
+
+    ``threads`` sets onnxruntime's intra-op pool (default: one thread per physical core).
+    """
     options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's concern
@@ -61,6 +66,7 @@ class GraphSession:
         name: str,
         config: Mapping[str, Any],
         providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.name = name
         self.path = folder / graph_file(name)
@@ -68,7 +74,7 @@ class GraphSession:
             raise GraphError(f"{folder} has no {graph_file(name)}; run `avb-zoo export {folder}` first")
         requested, explicit = choose_providers(providers)
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(), providers=requested)
+            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=requested)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraphError(f"{self.path} is not a usable ONNX graph: {first}") from None

@@ -48,6 +48,12 @@ def init_model(recipe: Recipe, seed: int) -> AVBModel:
         return AVBModel(recipe.model)
 
 
+def finite_state(model: AVBModel) -> bool:
+    """Whether every floating-point parameter and buffer is finite: a finite loss can still come with a NaN
+    gradient, and such an update must not overwrite the last good checkpoint."""
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
 def _check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size: int) -> None:
     has_state = (out / STATE_FILE).exists()
     if has_state and not resume:
@@ -134,6 +140,11 @@ def train(
             if on_step is not None:
                 on_step(step, result)
             if step % settings.checkpoint_every == 0 or step == total:
+                if not finite_state(model):
+                    raise TrainingDiverged(
+                        f"{recipe.id}: a parameter became non-finite by step {step} (the loss was still finite); "
+                        f"the last good checkpoint (step {last_saved}) is kept in {out}"
+                    )
                 checkpoint(step)
                 last_saved = step
             bar.update(1)
