@@ -95,6 +95,129 @@ def train(
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
 
 
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    """``name=value±se`` for each metric (a ``<name>_se`` entry is shown with its metric)."""
+    parts = []
+    for name, value in metrics.items():
+        if name.endswith("_se") and name[:-3] in metrics:
+            continue
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        se = metrics.get(f"{name}_se")
+        parts.append(f"{name}={text}" + (f"±{se:.2g}" if isinstance(se, float) else ""))
+    return ", ".join(parts) or "-"
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+def list_models(as_json: bool) -> None:
+    """List the registered models (catalogue and plugins) with versions, weights and metrics."""
+    from avb_zoo.registry import all_specs
+
+    specs = all_specs()
+    if as_json:
+        print_json([s.to_dict() for s in specs])
+        return
+    latest: dict[tuple[str | None, str], int] = {}
+    for s in specs:
+        latest[(s.namespace, s.name)] = max(s.version, latest.get((s.namespace, s.name), 0))
+    rows = [("ID", "LATEST", "METHOD", "DATA", "WEIGHTS", "METRICS")]
+    for s in specs:
+        weights = f"{s.hub_repo_id}@{s.hub_revision or 'main'}" if s.hub_repo_id else "-"
+        if s.local_dir is not None:
+            weights += " (shipped)"
+        rows.append(
+            (
+                s.id,
+                "yes" if latest[(s.namespace, s.name)] == s.version else "no",
+                str(s.kwargs.get("method", "-")),
+                str((s.kwargs.get("data") or {}).get("name", "-")),
+                weights,
+                _metrics_text(s.metrics),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+
+
+@main.command()
+@click.argument("model_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
+def info(model_id: str, as_json: bool) -> None:
+    """Show everything registered for MODEL_ID: architecture, Hub repo and revision, file hashes, metrics."""
+    from avb_zoo.registry import resolution_note, spec
+
+    found = spec(model_id)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    note = resolution_note(model_id)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    data = found.to_dict()
+    click.echo(f"id:          {data['id']}")
+    click.echo(f"description: {data['description'] or '-'}")
+    click.echo(f"entry point: {data['entry_point']}")
+    hub = data["hub"]
+    click.echo(f"hub:         {hub['repo_id'] + '@' + (hub['revision'] or 'main') if hub['repo_id'] else '-'}")
+    click.echo(f"shipped:     {data['shipped'] or '-'}")
+    click.echo(f"catalogue:   {data['recipe'] or '-'}")
+    click.echo(f"metrics:     {_metrics_text(data['metrics'])}")
+    for path, digest in sorted(hub["files"].items()):
+        click.echo(f"file:        {path}  sha256 {digest}")
+    click.echo("model:       " + json.dumps(data["kwargs"], sort_keys=True))
+
+
+@main.command()
+@click.argument("model_id")
+@click.option("--revision", default=None, help="Branch, tag or commit sha (default: the catalogue's pinned one).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="HF cache (default: $HF_HOME/hub).")
+@click.option("--offline", is_flag=True, help="Open no connection: use the cache or the copy shipped with avb-zoo.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bool, quiet: bool, as_json: bool) -> None:
+    """Fetch MODEL_ID's files from the Hub (sha256-checked) and print where they are and where they came from."""
+    from avb_zoo.hub import fetch
+    from avb_zoo.registry import resolution_note
+
+    note = resolution_note(model_id)
+    if note and not as_json:
+        click.echo(f"note: {note}", err=True)
+    pulled = fetch(model_id, revision=revision, cache_dir=cache_dir, offline=offline, progress=not quiet)
+    if as_json:
+        print_json(pulled.to_dict())
+        return
+    click.echo(f"{pulled.id}: {pulled.folder}")
+    click.echo(f"from: {pulled.detail}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="Hub repo to publish to, ORG/NAME (created if missing).")
+@click.option("--private", is_flag=True, help="Create the repo as private.")
+@click.option("--revision", default=None, help="Branch to commit to (default: main).")
+@click.option("--commit-message", default=None, help="Commit message.")
+@click.option("--json", "as_json", is_flag=True, help="Print the commit URL and the files' sha256 as JSON.")
+def push(
+    folder: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None, as_json: bool
+) -> None:
+    """Publish the model FOLDER to the Hub as one commit with a generated model card; prints the commit URL.
+
+    The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects another Hub.
+    """
+    from pathlib import Path
+
+    from avb_zoo.hub import push as push_folder
+    from avb_zoo.hub import push_files, sha256_file
+
+    url = push_folder(folder, repo_id, private=private, revision=revision, commit_message=commit_message)
+    if as_json:
+        hashes = {rel: sha256_file(p) for rel, p in push_files(Path(folder)).items()}
+        print_json({"commit_url": url, "repo_id": repo_id, "revision": revision or "main", "files": hashes})
+    else:
+        click.echo(url)
+
+
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
 

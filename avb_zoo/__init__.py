@@ -25,6 +25,12 @@ _LAZY = {
     "save": "avb_zoo.model_io",
     "AVBModel": "avb_zoo.model",
     "build_model": "avb_zoo.model",
+    "make": "avb_zoo.registry",
+    "spec": "avb_zoo.registry",
+    "register": "avb_zoo.registry",
+    "pprint_registry": "avb_zoo.registry",
+    "pull": "avb_zoo.hub",
+    "push": "avb_zoo.hub",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -39,6 +39,46 @@ class OutputError(AVBZooError):
     """An output location that cannot be written."""
 
 
+class ModelNotFound(RecipeNotFound):
+    """An id that names no registered model (the registry's lookups raise one of the three below)."""
+
+
+class NamespaceNotFound(ModelNotFound):
+    """An id whose namespace no registered model or installed plugin uses."""
+
+
+class NameNotFound(ModelNotFound):
+    """An id whose name is not registered in its namespace."""
+
+
+class VersionNotFound(ModelNotFound):
+    """An id whose name is registered, but not with the version asked for."""
+
+
+class RegistrationError(AVBZooError):
+    """A model registered with an invalid id, entry point or settings."""
+
+
+class HubError(AVBZooError):
+    """A Hub request that failed: bad repo id, missing repo, revision or file, refused token, no connection."""
+
+
+class InvalidRepoId(HubError):
+    """A repo id or revision that is not a safe Hub name (``..``, absolute paths, odd characters)."""
+
+
+class HubNotFound(HubError):
+    """A repo, revision or file that the Hub does not have (or hides from this token)."""
+
+
+class HubAuthError(HubError):
+    """The Hub refused the credentials, or a write needs a token and none was given."""
+
+
+class HubUnreachable(HubError):
+    """The Hub could not be reached (or offline mode forbids it) and no local copy can serve."""
+
+
 class InputError(DataError):
     """Arrays or images given to a model that have the wrong shape, dtype or range, or hold NaN."""
 

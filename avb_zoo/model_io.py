@@ -15,7 +15,7 @@ import torch
 
 from avb_zoo.errors import CheckpointError, ConfigError
 from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
-from avb_zoo.model import AVBModel, validate_config
+from avb_zoo.model import FORMAT_VERSION, AVBModel, validate_config
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -39,15 +39,34 @@ def save(model: AVBModel, folder: str | Path, metadata: dict[str, str] | None = 
     return folder
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a model configuration is a few hundred bytes; refuse to parse a huge file
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
+    """config.json, checked: its size, JSON syntax, format version and every field (errors name the file)."""
     path = Path(folder) / CONFIG_FILE
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {size:,} bytes; a model config.json is at most {MAX_CONFIG_BYTES:,}")
         config = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path} is not valid JSON: {err}") from None
-    return validate_config(config)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    version = config.get("format_version")
+    if type(version) is not int:
+        raise ConfigError(f"{path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ConfigError(
+            f"{path} has format_version {version}, newer than this avb-zoo reads ({FORMAT_VERSION}): upgrade avb-zoo"
+        )
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups: tuple[str, ...], source: str) -> None:
@@ -82,7 +101,11 @@ def load(path: str | Path, device: str | torch.device | None = None, with_advers
     folder = Path(path)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a model folder")
-    model = AVBModel(read_config(folder))
+    try:
+        model = AVBModel(read_config(folder))
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if CONFIG_FILE in message else f"{folder / CONFIG_FILE}: {message}") from None
     tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
     load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
     if model.adversary is not None and with_adversary and (folder / ADVERSARY_FILE).exists():

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.errors import ConfigError, RecipeNotFound
+from avb_zoo.errors import ConfigError, InvalidRepoId, RecipeNotFound
+from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
 from avb_zoo.model import validate_config
 
 ID_PATTERN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)(?:-v(?P<version>\d+))?$")
@@ -72,6 +73,52 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class HubSource:
+    """Where a model's files live on the Hub (one model per repo) and the sha256 of each file."""
+
+    repo_id: str
+    revision: str
+    files: dict[str, str]
+
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str) -> HubSource:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: [hub] must be a table")
+        unknown = sorted(set(raw) - {"repo_id", "revision", "files"})
+        if unknown:
+            known = ["files", "repo_id", "revision"]
+            raise ConfigError(f"{source}: [hub] has unknown field(s) {unknown}; known: {known}")
+        for key in ("repo_id", "files"):
+            if key not in raw:
+                raise ConfigError(f"{source}: [hub] is missing field {key!r}")
+        files = raw["files"]
+        if not isinstance(files, dict) or not files:
+            raise ConfigError(f"{source}: hub.files must be a table of path = sha256, with at least config.json")
+        try:
+            repo_id = check_repo_id(raw["repo_id"])
+            revision = check_revision(raw.get("revision", "main"))
+            for path, digest in files.items():
+                check_repo_path(path)
+                check_sha256(digest, f"hub.files.{path!r}")
+        except InvalidRepoId as err:
+            raise ConfigError(f"{source}: [hub] {err}") from None
+        for needed in ("config.json", "model.safetensors"):
+            if needed not in files:
+                raise ConfigError(f"{source}: hub.files is missing {needed!r}")
+        return cls(repo_id, revision, dict(files))
+
+
+def read_metrics(raw: Any, source: str) -> dict[str, Any]:
+    """The ``[metrics]`` table: measured values by name (numbers, or strings such as "-89.6 +- 0.1")."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [metrics] must be a table")
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{source}: metrics.{name} must be a number or a string, got {value!r}")
+    return dict(raw)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One catalogue entry: id, description, model configuration and training settings."""
 
@@ -81,6 +128,8 @@ class Recipe:
     train: TrainSettings
     source: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    hub: HubSource | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -130,7 +179,9 @@ def read_recipe(path: Path) -> Recipe:
         raise ConfigError(f"{source}: [model] {err}") from None
     train = TrainSettings.from_mapping(raw["train"], source)
     extra = {k: v for k, v in raw.items() if k not in ("id", "description", "model", "train")}
-    return Recipe(model_id, str(raw.get("description", "")), model, train, path, extra)
+    hub = HubSource.from_mapping(raw["hub"], source) if "hub" in raw else None
+    metrics = read_metrics(raw["metrics"], source) if "metrics" in raw else {}
+    return Recipe(model_id, str(raw.get("description", "")), model, train, path, extra, hub, metrics)
 
 
 def load_catalogue(folder: Path | None = None) -> dict[str, Recipe]:

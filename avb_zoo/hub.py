@@ -1,0 +1,447 @@
+"""Pull and push models through the Hugging Face Hub (one model per repo), checking every file's sha256.
+
+``pull`` downloads the catalogue's files at a pinned revision into the standard HF cache (honouring
+HF_ENDPOINT, HF_TOKEN, HF_HOME and HF_HUB_OFFLINE at call time, not only at import). Every file is checked
+against the catalogue's sha256; a mismatch deletes the file from the cache and fails. When the Hub cannot be
+reached, or offline mode is on and the cache has no copy, the copy shipped inside the package serves, and
+the result says so. Offline mode never opens a connection.
+
+``push`` publishes a model folder as one commit: config.json, model.safetensors (+ adversary.safetensors),
+the ONNX graphs, metrics.json, and a generated model card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avb_zoo.errors import (
+    CheckpointError,
+    ChecksumError,
+    HubAuthError,
+    HubError,
+    HubNotFound,
+    HubUnreachable,
+    ModelNotFound,
+)
+from avb_zoo.hub_names import check_repo_id, check_revision
+
+if TYPE_CHECKING:
+    from avb_zoo.registry import ModelSpec
+
+__all__ = ["Pulled", "fetch", "pull", "push", "resolve_local", "sha256_file"]
+
+OFFICIAL_ENDPOINT = "https://huggingface.co"
+CONFIG_FILE = "config.json"
+REQUIRED = ("config.json", "model.safetensors")
+OPTIONAL = ("adversary.safetensors", "metrics.json")
+# When the registry has no hashes for a model (some plugins), these are what a model folder holds.
+UNHASHED_PATTERNS = [*REQUIRED, *OPTIONAL, "onnx/*.onnx", "onnx/*.onnx.data"]
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """Where a pulled model is and where it came from."""
+
+    id: str
+    folder: Path
+    source: str  # "hub", "cache", "shipped" or "folder"
+    detail: str  # a sentence for people
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    verified: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "folder": str(self.folder),
+            "source": self.source,
+            "detail": self.detail,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "commit": self.commit,
+            "verified": self.verified,
+        }
+
+
+# ------------------------------------------------------------------------------------------ environment
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def hub_endpoint(endpoint: str | None = None) -> str:
+    """The Hub URL: the argument, else HF_ENDPOINT as it is now, else huggingface_hub's default."""
+    if endpoint:
+        return endpoint.rstrip("/")
+    if os.environ.get("HF_ENDPOINT"):
+        return os.environ["HF_ENDPOINT"].rstrip("/")
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """The HF cache: the argument, else HF_HUB_CACHE, else $HF_HOME/hub, else huggingface_hub's default."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def offline_mode() -> bool:
+    """HF_HUB_OFFLINE, read now (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode() or _truthy(os.environ.get("HF_HUB_OFFLINE"))
+
+
+@contextlib.contextmanager
+def _hub_settings(offline: bool = False, endpoint: str | None = None) -> Iterator[None]:
+    """huggingface_hub's import-time switches, set for the duration of one avb-zoo operation.
+
+    Offline: HF_HUB_OFFLINE, so that no request at all is made (huggingface_hub otherwise fetches a telemetry
+    list even for cache-only lookups). Always: no telemetry, so the only requests are for the model's files and
+    nothing is written outside the cache. Pushing to an endpoint other than huggingface.co: plain LFS uploads,
+    since such a Hub may have no Xet storage.
+    """
+    from huggingface_hub import constants
+
+    names = ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_XET")
+    old = {name: getattr(constants, name) for name in names}
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+    if offline:
+        constants.HF_HUB_OFFLINE = True
+    if endpoint is not None and endpoint != OFFICIAL_ENDPOINT:
+        constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(constants, name, value)
+
+
+# ---------------------------------------------------------------------------------------------- hashing
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_cached(path: Path) -> None:
+    """Delete a cache entry: the snapshot link and the blob it points to."""
+    target = path.resolve()
+    path.unlink(missing_ok=True)
+    if target != path:
+        target.unlink(missing_ok=True)
+
+
+def verify_files(folder: Path, files: dict[str, str], where: str, delete: bool) -> None:
+    """Check every file present in ``folder`` against ``files``; on a mismatch delete it (if asked) and raise."""
+    for rel, want in sorted(files.items()):
+        path = folder / rel
+        if not path.exists():
+            continue
+        got = sha256_file(path)
+        if got != want:
+            if delete:
+                _remove_cached(path)
+            action = "it was deleted from the cache; pull again" if delete else "reinstall avb-zoo"
+            raise ChecksumError(
+                f"{where}: {rel} has sha256 {got[:16]}..., the catalogue expects {want[:16]}... "
+                f"(a corrupt or tampered file; {action})"
+            )
+
+
+# ------------------------------------------------------------------------------------------ downloading
+class _Unreachable(Exception):
+    """Internal: the Hub could not be reached (or offline mode is on)."""
+
+
+def _snapshot_root(path: Path, rel: str) -> Path:
+    root = path
+    for _ in rel.split("/"):
+        root = root.parent
+    return root
+
+
+def _hub_call_error(err: Exception, what: str, repo_id: str, revision: str, endpoint: str) -> Exception:
+    """Turn a huggingface_hub error into one of ours; never includes the token or request headers."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if isinstance(err, OfflineModeIsEnabled | LocalEntryNotFoundError):
+        return _Unreachable("offline mode" if isinstance(err, OfflineModeIsEnabled) else "no connection")
+    if status == 401 and "invalid credentials" in str(err).lower():
+        return HubAuthError(f"the Hub at {endpoint} refused the token (invalid credentials): check HF_TOKEN")
+    if isinstance(err, RevisionNotFoundError):
+        return HubNotFound(f"revision {revision!r} not found in {repo_id} on {endpoint}")
+    if isinstance(err, EntryNotFoundError):
+        return HubNotFound(f"{repo_id} at revision {revision!r} has no file {what!r} (on {endpoint})")
+    if isinstance(err, RepositoryNotFoundError):
+        return HubNotFound(
+            f"repository {repo_id} not found on {endpoint} (if it is private, set HF_TOKEN to a token that can read it)"
+        )
+    if isinstance(err, HfHubHTTPError):
+        if status is not None and status >= 500:
+            return _Unreachable(f"the server answered {status}")
+        return HubError(f"the Hub at {endpoint} answered {status} for {repo_id}@{revision} {what}")
+    return _Unreachable(type(err).__name__)
+
+
+def _is_connection_error(err: Exception) -> bool:
+    from huggingface_hub.utils import httpx
+
+    return isinstance(err, httpx.TransportError | ConnectionError | TimeoutError)
+
+
+def _probe(repo_id: str, probe_file: str, revision: str, endpoint: str) -> None:
+    """One HEAD request without retries, so that an unreachable Hub fails fast (the download would retry ~25 s)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or constants.HF_HUB_ETAG_TIMEOUT)
+    url = hf_hub_url(repo_id, probe_file, revision=revision, endpoint=endpoint)
+    get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint, library_name="avb-zoo")
+
+
+def _download(
+    spec: ModelSpec, revision: str, cache: Path, endpoint: str, local_only: bool, progress: bool
+) -> tuple[Path, str]:
+    """Download (or find in the cache) every file of ``spec`` at one commit; returns (snapshot folder, commit)."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    repo_id = spec.hub_repo_id
+    assert repo_id is not None
+    common: dict[str, Any] = {
+        "repo_id": repo_id,
+        "cache_dir": cache,
+        "endpoint": endpoint,
+        "local_files_only": local_only,
+        "library_name": "avb-zoo",
+    }
+    ordered = [p for p in REQUIRED if p in spec.files] + sorted(set(spec.files) - set(REQUIRED))
+    what = ordered[0] if ordered else CONFIG_FILE
+    if not progress:
+        disable_progress_bars()
+    try:
+        with _hub_settings(offline=local_only):
+            if not local_only:
+                _probe(repo_id, what, revision, endpoint)
+            if not spec.files:
+                what = "(snapshot)"
+                folder = Path(snapshot_download(revision=revision, allow_patterns=UNHASHED_PATTERNS, **common))
+                return folder, folder.name
+            root: Path | None = None
+            for rel in ordered:
+                what = rel
+                # After the first file, the commit it came from: all files match even if the branch moves meanwhile.
+                path = Path(hf_hub_download(filename=rel, revision=root.name if root else revision, **common))
+                root = root or _snapshot_root(path, rel)
+            assert root is not None
+            return root, root.name
+    except Exception as err:  # huggingface_hub's and httpx's errors, mapped to ours
+        if _is_connection_error(err):
+            raise _Unreachable(type(err).__name__) from None
+        raise _hub_call_error(err, what, repo_id, revision, endpoint) from None
+    finally:
+        if not progress:
+            enable_progress_bars()
+
+
+def _shipped(spec: ModelSpec, reason: str) -> Pulled:
+    folder = spec.local_dir
+    assert folder is not None
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    if missing:
+        raise CheckpointError(f"the copy of {spec.id} shipped in {folder} lacks {missing}; reinstall avb-zoo")
+    verify_files(folder, spec.files, f"the copy of {spec.id} shipped in {folder}", delete=False)
+    return Pulled(
+        spec.id, folder, "shipped", f"the copy shipped with the package ({reason})", spec.hub_repo_id, None, None
+    )
+
+
+def fetch(
+    model_id: str | ModelSpec,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+    progress: bool = True,
+) -> Pulled:
+    """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy)."""
+    from avb_zoo.registry import spec as find_spec
+
+    spec = find_spec(model_id)
+    if revision is not None:
+        check_revision(revision)
+    if spec.hub_repo_id is None:
+        if spec.local_dir is not None:
+            return _shipped(spec, "it has no Hub repo")
+        raise HubNotFound(f"{spec.id} has no Hub repo and the package ships no copy of it")
+    repo_id = check_repo_id(spec.hub_repo_id)
+    rev = revision or spec.hub_revision or "main"
+    offline = offline or offline_mode()
+    cache, endpoint = hub_cache_dir(cache_dir), hub_endpoint()
+    unreachable = "offline mode" if offline else None
+    located: tuple[Path, str] | None = None
+    if not offline:
+        try:
+            located = _download(spec, rev, cache, endpoint, local_only=False, progress=progress)
+        except _Unreachable as err:
+            unreachable = f"the Hub at {endpoint} could not be reached ({err})"
+    if located is None:
+        try:
+            located = _download(spec, rev, cache, endpoint, local_only=True, progress=progress)
+        except _Unreachable:
+            if spec.local_dir is not None:
+                return _shipped(spec, f"{unreachable}, and the cache {cache} has no copy")
+            raise HubUnreachable(
+                f"cannot pull {spec.id} ({repo_id}@{rev}): {unreachable}, the cache {cache} has no copy and the "
+                "package ships none" + ("; pull it once online" if offline else "")
+            ) from None
+    folder, commit = located
+    verify_files(folder, spec.files, f"{repo_id}@{commit}", delete=True)
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    if missing:
+        raise HubNotFound(f"{repo_id}@{commit} lacks {missing}: not an avb-zoo model repo")
+    if unreachable is None:
+        source, where = "hub", f"{endpoint}/{repo_id} at revision {rev} (commit {commit})"
+    else:
+        source, where = "cache", f"the local cache, {repo_id} at commit {commit} ({unreachable})"
+    if not spec.files:
+        where += "; no sha256 in the registry, files not verified"
+    return Pulled(spec.id, folder, source, where, repo_id, rev, commit, bool(spec.files))
+
+
+def pull(
+    model_id: str | ModelSpec,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> Path:
+    """The local folder of ``model_id``'s files at ``revision`` (default: the catalogue's), each sha256-checked."""
+    return fetch(model_id, revision=revision, cache_dir=cache_dir, offline=offline).folder
+
+
+def resolve_local(
+    id_or_dir: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> Path:
+    """A model folder for a path to one, or for a model id (pulled, or the shipped copy)."""
+    path = Path(id_or_dir).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{path} is a folder but holds no {CONFIG_FILE}: not a model folder")
+        return path
+    text = str(id_or_dir)
+    if isinstance(id_or_dir, Path) or text.startswith((".", "/", "~")):
+        raise CheckpointError(f"{text} is not a model folder (no such directory)")
+    try:
+        return pull(text, revision=revision, cache_dir=cache_dir, offline=offline)
+    except ModelNotFound as err:
+        raise type(err)(f"{err} ({text!r} is not a folder either)") from None
+
+
+# --------------------------------------------------------------------------------------------- pushing
+def push_files(folder: Path) -> dict[str, Path]:
+    """The files a push uploads, by path in the repo: the model, its ONNX graphs and metrics."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a model folder")
+    files: dict[str, Path] = {}
+    for rel in (*REQUIRED, *OPTIONAL):
+        if (folder / rel).is_file():
+            files[rel] = folder / rel
+    missing = [rel for rel in REQUIRED if rel not in files]
+    if missing:
+        raise CheckpointError(f"{folder} is not a model folder: it lacks {missing}")
+    onnx = folder / "onnx"
+    if onnx.is_dir():
+        for path in sorted(onnx.iterdir()):
+            if path.is_file() and path.name.endswith((".onnx", ".onnx.data")):
+                files[f"onnx/{path.name}"] = path
+    return files
+
+
+def push(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    *,
+    endpoint: str | None = None,
+) -> str:
+    """Publish a model folder to ``repo_id`` as one commit (with a generated model card); returns its URL.
+
+    The folder is loaded strictly first, so a broken model is never published. ``token`` defaults to
+    HF_TOKEN or the stored login; ``revision`` is a branch, created from main when it does not exist.
+    """
+    from avb_zoo import __version__
+    from avb_zoo.model_card import read_metrics_file, render_model_card
+    from avb_zoo.model_io import load
+
+    check_repo_id(repo_id)
+    if revision is not None:
+        check_revision(revision)
+    files = push_files(Path(folder))
+    model = load(folder)  # strict: config, weights and their shapes must agree
+    metrics = read_metrics_file(Path(folder) / "metrics.json")
+    hashes = {rel: sha256_file(path) for rel, path in files.items()}
+    card = render_model_card(model.config, metrics, repo_id, hashes)
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    url = hub_endpoint(endpoint)
+    api = HfApi(endpoint=url, token=token, library_name="avb-zoo", library_version=__version__)
+    operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
+    message = commit_message or f"Upload {model.config.get('id') or 'model'} with avb-zoo {__version__}"
+    what = "the commit"
+    try:
+        with _hub_settings(endpoint=url):
+            what = "creating the repo"
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision is not None and revision != "main":
+                what = f"creating branch {revision!r}"
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            what = "the commit"
+            info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
+    except Exception as err:
+        if _is_connection_error(err):
+            raise HubUnreachable(f"cannot reach the Hub at {url} to push {repo_id}") from None
+        from huggingface_hub.errors import HfHubHTTPError
+
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if isinstance(err, HfHubHTTPError) and status in (401, 403):
+            raise HubAuthError(
+                f"the Hub at {url} refused to let this token write to {repo_id} ({what}): "
+                "set HF_TOKEN to a token with write access"
+            ) from None
+        mapped = _hub_call_error(err, what, repo_id, revision or "main", url)
+        if isinstance(mapped, _Unreachable):
+            raise HubUnreachable(f"pushing {repo_id} to {url} failed during {what}: {mapped}") from None
+        raise mapped from None
+    return info.commit_url

@@ -1,0 +1,167 @@
+"""The model card (README.md) of a pushed model, generated from config.json, metrics.json and the files.
+
+Nothing in it is typed by hand: architecture comes from config.json, numbers from metrics.json, hashes from
+the files themselves, so the card cannot disagree with what it describes. The YAML metadata follows the Hub's
+model-card conventions (library_name, tags, datasets, metrics, model-index).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from avb_zoo.errors import ConfigError
+
+LIBRARY_NAME = "avb-zoo"
+# The Hub dataset ids of the data sets recipes train on (toy and Eight Schools have none).
+HUB_DATASETS = {"mnist": "ylecun/mnist"}
+METHOD_TEXT = {
+    "avb": "Adversarial Variational Bayes (Mescheder et al., 2017)",
+    "avb-ac": "Adversarial Variational Bayes with Adaptive Contrast (Mescheder et al., 2017)",
+    "vae": "a variational autoencoder with a Gaussian encoder (the paper's baseline)",
+}
+METHOD_TAGS = {
+    "avb": ["adversarial-variational-bayes"],
+    "avb-ac": ["adversarial-variational-bayes", "adaptive-contrast"],
+    "vae": ["vae"],
+}
+
+
+def read_metrics_file(path: Path) -> dict[str, Any]:
+    """metrics.json as a dict (``{}`` when absent); a file that is not a JSON object is an error."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _metric_table(metrics: dict[str, Any]) -> dict[str, Any]:
+    nested = metrics.get("metrics")
+    return nested if isinstance(nested, dict) else metrics
+
+
+def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics of metrics.json by name (top level, as ``avb-zoo eval`` writes, or under "metrics").
+
+    A key ``<name>_se`` is the standard error of ``<name>`` (see ``metric_errors``), not a metric of its own.
+    """
+    table = _metric_table(metrics)
+    out: dict[str, float] = {}
+    for name, value in table.items():
+        if name.endswith("_se") and name[:-3] in table:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[str(name)] = float(value)
+    return out
+
+
+def metric_errors(metrics: dict[str, Any]) -> dict[str, float]:
+    """Standard errors by metric name, from the ``<name>_se`` keys."""
+    table = _metric_table(metrics)
+    values = metric_values(metrics)
+    return {
+        name: float(table[f"{name}_se"])
+        for name in values
+        if isinstance(table.get(f"{name}_se"), int | float) and not isinstance(table.get(f"{name}_se"), bool)
+    }
+
+
+def card_metadata(config: dict[str, Any], metrics: dict[str, Any], repo_id: str, has_onnx: bool) -> dict[str, Any]:
+    """The YAML header: library_name, license, tags, datasets, metrics and (with a data set) model-index."""
+    method = str(config.get("method", ""))
+    data = str((config.get("data") or {}).get("name", ""))
+    tags = ["avb-zoo", *METHOD_TAGS.get(method, []), "variational-inference", "generative-model", "pytorch"]
+    tags += ["safetensors"] + (["onnx"] if has_onnx else [])
+    meta: dict[str, Any] = {"library_name": LIBRARY_NAME, "license": "mit", "tags": tags}
+    if data in HUB_DATASETS:
+        meta["datasets"] = [HUB_DATASETS[data]]
+    values = metric_values(metrics)
+    if values:
+        meta["metrics"] = sorted(values)
+    if values and data in HUB_DATASETS:
+        results = [{"type": k, "name": k, "value": v} for k, v in sorted(values.items())]
+        meta["model-index"] = [
+            {
+                "name": repo_id.split("/")[-1],
+                "results": [
+                    {
+                        "task": {"type": "image-generation", "name": "density estimation"},
+                        "dataset": {"type": HUB_DATASETS[data], "name": data, "split": "test"},
+                        "metrics": results,
+                    }
+                ],
+            }
+        ]
+    return meta
+
+
+def _yaml(meta: dict[str, Any]) -> str:
+    import yaml  # a dependency of huggingface_hub
+
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False).strip()
+
+
+def _component(part: Any) -> str:
+    if not isinstance(part, dict):
+        return "none"
+    settings = ", ".join(f"{k}={v}" for k, v in part.items() if k != "name")
+    return f"`{part.get('name')}`" + (f" ({settings})" if settings else "")
+
+
+def render_model_card(
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    repo_id: str,
+    files: dict[str, str],
+    description: str = "",
+) -> str:
+    """README.md text for a model repo; ``files`` maps each pushed file to its sha256."""
+    has_onnx = any(p.startswith("onnx/") for p in files)
+    model_id = config.get("id")
+    method = str(config.get("method", ""))
+    lines = ["---", _yaml(card_metadata(config, metrics, repo_id, has_onnx)), "---", "", f"# {repo_id}", ""]
+    lines += [description or f"A model trained with {METHOD_TEXT.get(method, method)}, published with avb-zoo.", ""]
+    lines += ["## Model", "", "| setting | value |", "|---|---|"]
+    rows = [
+        ("avb-zoo id", f"`{model_id}`" if model_id else "-"),
+        ("method", method),
+        ("data", str((config.get("data") or {}).get("name", "-"))),
+        ("x_dim", str(config.get("x_dim"))),
+        ("latent_dim", str(config.get("latent_dim"))),
+        ("encoder", _component(config.get("encoder"))),
+        ("decoder", _component(config.get("decoder"))),
+        ("adversary", _component(config.get("adversary"))),
+        ("format_version", str(config.get("format_version"))),
+    ]
+    lines += [f"| {k} | {v} |" for k, v in rows] + [""]
+    values, errors = metric_values(metrics), metric_errors(metrics)
+    if values:
+        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
+        for name, value in sorted(values.items()):
+            lines.append(f"| {name} | {value:.6g}" + (f" ± {errors[name]:.2g}" if name in errors else "") + " |")
+        if isinstance(metrics.get("elbo_kind"), str):
+            lines += ["", f"ELBO: {metrics['elbo_kind']}."]
+        protocol = metrics.get("protocol")
+        if protocol:
+            lines += ["", "<details><summary>Protocol</summary>", "", "```json", json.dumps(protocol, indent=2)]
+            lines += ["```", "", "</details>"]
+        lines += [""]
+    lines += ["## Usage", "", "```python", "from huggingface_hub import snapshot_download", "import avb_zoo", ""]
+    lines += [f'model = avb_zoo.load(snapshot_download("{repo_id}"))  # torch model, eval mode']
+    lines += ["probs = model.sample(16)  # pixel probabilities of 16 samples from the prior", "```", ""]
+    if model_id:
+        lines += ["From the zoo's catalogue (files checked against their sha256):", "", "```bash"]
+        lines += [f"avb-zoo pull {model_id}", "```", ""]
+    if has_onnx:
+        lines += ["The ONNX graphs in `onnx/` run with onnxruntime alone; noise is an input, so results are"]
+        lines += ["reproducible: `avb-zoo encode` and `avb-zoo sample` wrap them.", ""]
+    lines += ["## Files", "", "| file | sha256 |", "|---|---|"]
+    lines += [f"| `{p}` | `{h}` |" for p, h in sorted(files.items())] + [""]
+    return "\n".join(lines)

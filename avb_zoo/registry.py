@@ -1,0 +1,580 @@
+"""The model registry, in the manner of Gymnasium's: ``register``, ``spec``, ``make``, ``pprint_registry``.
+
+Ids are ``[namespace/]name-vN``. The catalogue (``models/<name>.toml``) fills the registry on first use;
+third-party packages add models through the entry-point group ``avb_zoo.models`` (the entry-point name is
+their namespace; a failing plugin is skipped with a warning), and ``"module:name-vN"`` imports ``module``
+first so that it can register itself. An id without a version means the latest one; asking for an older
+version than the latest works but warns. The id (plus the Hub revision) alone fixes architecture and
+weights: ``make``'s keyword arguments may only change where and how the model runs.
+
+Importing this module is cheap (no torch); the catalogue and plugins are read lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import importlib
+import importlib.metadata
+import logging
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avb_zoo.errors import (
+    AVBZooError,
+    CheckpointError,
+    ConfigError,
+    InvalidRepoId,
+    ModelNotFound,
+    NameNotFound,
+    NamespaceNotFound,
+    RegistrationError,
+    VersionNotFound,
+)
+from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from avb_zoo.recipes import Recipe
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ModelSpec",
+    "ModelDeprecationWarning",
+    "PluginWarning",
+    "make",
+    "namespace",
+    "parse_model_id",
+    "pprint_registry",
+    "register",
+    "registry",
+    "spec",
+]
+
+logger = logging.getLogger("avb_zoo")
+
+ENTRY_POINT_GROUP = "avb_zoo.models"
+DEFAULT_ENTRY_POINT = "avb_zoo.registry:avb_model"
+ID_RE = re.compile(
+    r"^(?:(?P<namespace>[A-Za-z0-9_][\w.-]*)/)?(?P<name>[A-Za-z0-9_][\w.-]*?)(?:-v(?P<version>\d+))?$", re.ASCII
+)
+# make()'s keyword arguments: where and how the model runs, or where its files come from; never what it is.
+RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "offline")
+
+
+class ModelDeprecationWarning(DeprecationWarning):
+    """An older version of a model was asked for while a newer one is registered."""
+
+
+class PluginWarning(UserWarning):
+    """A package in the ``avb_zoo.models`` entry-point group failed to load; the zoo goes on without it."""
+
+
+# Shown once per place, like Gymnasium's deprecation logger (Python hides DeprecationWarning by default).
+warnings.filterwarnings("default", category=ModelDeprecationWarning)
+
+
+def parse_model_id(model_id: str) -> tuple[str | None, str, int | None]:
+    """``'acme/mnist-avb-v2' -> ('acme', 'mnist-avb', 2)``; namespace and version are optional."""
+    match = ID_RE.match(model_id) if isinstance(model_id, str) else None
+    if match is None:
+        raise ModelNotFound(
+            f"{model_id!r} is not a model id: expected [namespace/]name-vN of letters, digits, '_', '-' and '.' "
+            "(e.g. toy-avb-v1)"
+        )
+    version = match.group("version")
+    return match.group("namespace"), match.group("name"), int(version) if version is not None else None
+
+
+def get_model_id(ns: str | None, name: str, version: int | None) -> str:
+    """The inverse of parse_model_id."""
+    return (f"{ns}/" if ns else "") + name + (f"-v{version}" if version is not None else "")
+
+
+@dataclass
+class ModelSpec:
+    """Everything that defines a model id: how to build it, where its weights are, and what was measured.
+
+    ``kwargs`` is the model configuration given to the entry point (for avb-zoo models, the config.json
+    content); ``files`` maps every file of the published model to its sha256; ``local_dir`` is the copy the
+    package ships, if any.
+    """
+
+    id: str
+    entry_point: str | Callable[..., Any] = DEFAULT_ENTRY_POINT
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    hub_repo_id: str | None = None
+    hub_revision: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    recipe: Recipe | None = None
+    local_dir: Path | None = None
+    namespace: str | None = field(init=False)
+    name: str = field(init=False)
+    version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            ns, name, version = parse_model_id(self.id)
+        except ModelNotFound as err:
+            raise RegistrationError(str(err)) from None
+        if version is None:
+            raise RegistrationError(f"cannot register {self.id!r}: ids need a version, e.g. {self.id}-v1")
+        self.namespace, self.name, self.version = ns, name, version
+        if not (isinstance(self.entry_point, str) or callable(self.entry_point)):
+            raise RegistrationError(f"{self.id}: entry_point must be 'module:attribute' or a callable")
+        if not isinstance(self.kwargs, dict):
+            raise RegistrationError(f"{self.id}: kwargs must be a dict, got {type(self.kwargs).__name__}")
+        try:
+            if self.hub_repo_id is not None:
+                check_repo_id(self.hub_repo_id)
+            if self.hub_revision is not None:
+                check_revision(self.hub_revision)
+            for path, digest in self.files.items():
+                check_repo_path(path)
+                check_sha256(digest, f"the sha256 of {path!r}")
+        except InvalidRepoId as err:
+            raise RegistrationError(f"{self.id}: {err}") from None
+        if self.local_dir is not None:
+            self.local_dir = Path(self.local_dir)
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether make() can load trained weights (from the Hub or the shipped copy)."""
+        return self.hub_repo_id is not None or self.local_dir is not None
+
+    def make(self, **kwargs: Any) -> nn.Module:
+        return make(self, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (entry points that are callables appear by qualified name)."""
+        ep = self.entry_point
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "entry_point": ep if isinstance(ep, str) else f"{ep.__module__}:{ep.__qualname__}",
+            "kwargs": copy.deepcopy(self.kwargs),
+            "hub": {"repo_id": self.hub_repo_id, "revision": self.hub_revision, "files": dict(self.files)},
+            "metrics": dict(self.metrics),
+            "description": self.description,
+            "recipe": str(self.recipe.source) if self.recipe is not None else None,
+            "shipped": str(self.local_dir) if self.local_dir is not None else None,
+        }
+
+    def pprint(self, disable_print: bool = False) -> str | None:
+        """A short human-readable summary."""
+        lines = [f"id={self.id}"]
+        if self.description:
+            lines.append(f"description={self.description}")
+        if self.hub_repo_id:
+            lines.append(f"hub={self.hub_repo_id}@{self.hub_revision or 'main'} ({len(self.files)} files hashed)")
+        if self.local_dir is not None:
+            lines.append(f"shipped={self.local_dir}")
+        for key, value in self.metrics.items():
+            lines.append(f"metrics.{key}={value}")
+        text = "\n".join(lines)
+        if disable_print:
+            return text
+        print(text)
+        return None
+
+
+registry: dict[str, ModelSpec] = {}
+_current_namespace: str | None = None
+_lock = threading.RLock()
+_catalogue_loaded = False
+_plugins_loaded = False
+
+
+def avb_model(**config: Any) -> nn.Module:
+    """The default entry point: an AVBModel from its configuration (the content of config.json)."""
+    from avb_zoo.model import AVBModel
+
+    return AVBModel(config)
+
+
+def spec_from_recipe(recipe: Recipe, catalogue: Path | None = None) -> ModelSpec:
+    """The registry entry of one catalogue file; the package's copy of the weights, if shipped, is used offline."""
+    from avb_zoo.recipes import catalogue_dir
+
+    folder = catalogue or catalogue_dir()
+    local = next(
+        (d for d in (folder / recipe.id, folder / recipe.name) if (d / "config.json").is_file()),
+        None,
+    )
+    hub = recipe.hub
+    return ModelSpec(
+        id=recipe.id,
+        kwargs=copy.deepcopy(recipe.model),
+        hub_repo_id=hub.repo_id if hub else None,
+        hub_revision=hub.revision if hub else None,
+        files=dict(hub.files) if hub else {},
+        metrics=dict(recipe.metrics),
+        description=recipe.description,
+        recipe=recipe,
+        local_dir=local if hub else None,  # without hashes a shipped copy could not be checked
+    )
+
+
+def _load_catalogue() -> None:
+    global _catalogue_loaded
+    if _catalogue_loaded:
+        return
+    with _lock:
+        if _catalogue_loaded:
+            return
+        from avb_zoo.recipes import load_catalogue
+
+        specs = [spec_from_recipe(r) for r in load_catalogue().values()]  # raises naming the file and field
+        for s in specs:
+            registry.setdefault(s.id, s)
+        _catalogue_loaded = True
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The group's entry points, once each (a package seen twice on sys.path is loaded once)."""
+    seen: dict[tuple[str, str], importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        seen.setdefault((ep.name, ep.value), ep)
+    return list(seen.values())
+
+
+def _load_plugins() -> None:
+    """Load every plugin once; one that fails is rolled back and reported as a PluginWarning."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    with _lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        _load_catalogue()
+        for ep in _entry_points():
+            before = dict(registry)
+            try:
+                with namespace(None if ep.name == "__root__" else ep.name):
+                    obj = ep.load()
+                    if callable(obj):
+                        obj()
+            except Exception as err:  # a broken third-party package must not break the zoo
+                registry.clear()
+                registry.update(before)
+                warnings.warn(
+                    f"avb-zoo plugin {ep.name!r} ({ep.value}) could not be loaded and was skipped: "
+                    f"{type(err).__name__}: {err}",
+                    PluginWarning,
+                    stacklevel=3,
+                )
+
+
+def reload_plugins() -> None:
+    """Read the entry-point group again (after installing a plugin in a running process)."""
+    global _plugins_loaded
+    with _lock:
+        _plugins_loaded = False
+    _load_plugins()
+
+
+@contextlib.contextmanager
+def namespace(ns: str | None) -> Iterator[None]:
+    """Models registered inside get ``ns/`` in front of their id (used for plugins)."""
+    global _current_namespace
+    old, _current_namespace = _current_namespace, ns
+    try:
+        yield
+    finally:
+        _current_namespace = old
+
+
+def register(
+    id: str,  # noqa: A002  (Gymnasium's name)
+    entry_point: str | Callable[..., Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    hub_repo_id: str | None = None,
+    hub_revision: str | None = None,
+    files: dict[str, str] | None = None,
+    metrics: dict[str, Any] | None = None,
+    description: str = "",
+    local_dir: str | Path | None = None,
+) -> ModelSpec:
+    """Add a model id to the registry (inside a plugin, its namespace is added in front of the id).
+
+    With the default entry point, ``kwargs`` is an avb-zoo model configuration and is validated now.
+    Registering an id that exists replaces it with a warning.
+    """
+    _load_catalogue()
+    if not isinstance(id, str):
+        raise RegistrationError(f"a model id must be a string, got {type(id).__name__}")
+    try:
+        ns, name, version = parse_model_id(id)
+    except ModelNotFound as err:
+        raise RegistrationError(str(err)) from None
+    if _current_namespace is not None:
+        if ns is not None and ns != _current_namespace:
+            raise RegistrationError(
+                f"plugin {_current_namespace!r} may only register ids in its own namespace, not {id!r}"
+            )
+        id = get_model_id(_current_namespace, name, version)  # noqa: A001
+    entry = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
+    config = copy.deepcopy(kwargs or {})
+    if entry == DEFAULT_ENTRY_POINT:
+        from avb_zoo.model import validate_config
+
+        try:
+            config = validate_config({**config, "id": config.get("id", id)})
+        except ConfigError as err:
+            raise RegistrationError(f"{id}: {err}") from None
+    new = ModelSpec(
+        id=id,
+        entry_point=entry,
+        kwargs=config,
+        hub_repo_id=hub_repo_id,
+        hub_revision=hub_revision,
+        files=dict(files or {}),
+        metrics=dict(metrics or {}),
+        description=description,
+        local_dir=Path(local_dir) if local_dir is not None else None,
+    )
+    with _lock:
+        if id in registry:
+            warnings.warn(f"overriding model {id} already in the registry", UserWarning, stacklevel=2)
+        registry[id] = new
+    return new
+
+
+def _versions(ns: str | None, name: str) -> list[int]:
+    return sorted(s.version for s in registry.values() if s.namespace == ns and s.name == name)
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _not_found(model_id: str, ns: str | None, name: str, version: int | None) -> ModelNotFound:
+    """The most specific error for an id that is not registered, with a "did you mean" hint."""
+    see = " Run `avb-zoo list` (or avb_zoo.pprint_registry()) to see every registered model."
+    namespaces = sorted({s.namespace for s in registry.values() if s.namespace is not None})
+    if ns is not None and ns not in namespaces:
+        hint = _hint(ns, namespaces) or (
+            f" Is the package that provides it installed? Plugins register through the entry-point group "
+            f"{ENTRY_POINT_GROUP!r}."
+        )
+        return NamespaceNotFound(f"namespace {ns!r} not found (in {model_id!r}).{hint}")
+    versions = _versions(ns, name)
+    if not versions:
+        names = sorted({s.name for s in registry.values() if s.namespace == ns})
+        hint = _hint(name, names)
+        elsewhere = sorted(get_model_id(s.namespace, s.name, None) for s in registry.values() if s.name == name)
+        if elsewhere:
+            hint += f" It is registered as {', '.join(sorted(set(elsewhere)))}."
+        where = f" in namespace {ns!r}" if ns is not None else ""
+        return NameNotFound(f"model {name!r} not found{where}.{hint}{see}")
+    latest = get_model_id(ns, name, versions[-1])
+    have = ", ".join(f"v{v}" for v in versions)
+    if version is not None and version > versions[-1]:
+        return VersionNotFound(f"{model_id!r} not found: {get_model_id(ns, name, None)} has {have}; use {latest}")
+    return VersionNotFound(f"{model_id!r} is deprecated or was removed ({have} remain); use {latest} instead")
+
+
+def _import_prefix(model_id: str) -> str:
+    """``'pkg.mod:name-v0'``: import ``pkg.mod`` (which registers its models) and return ``'name-v0'``."""
+    module, sep, rest = model_id.partition(":")
+    if not sep:
+        return model_id
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # the module is user code: any failure becomes one clear message
+        raise ModelNotFound(
+            f"{model_id!r}: importing module {module!r} to register its models failed: {type(err).__name__}: {err}"
+        ) from None
+    return rest
+
+
+def spec(model_id: str | ModelSpec) -> ModelSpec:
+    """The ModelSpec of an id; ``name`` alone means its latest version, an older version warns."""
+    if isinstance(model_id, ModelSpec):
+        return model_id
+    if not isinstance(model_id, str):
+        raise ModelNotFound(f"a model id must be a string, got {type(model_id).__name__}")
+    model_id = _import_prefix(model_id)
+    _load_catalogue()
+    _load_plugins()
+    ns, name, version = parse_model_id(model_id)
+    versions = _versions(ns, name)
+    if version is None and versions:
+        latest = get_model_id(ns, name, versions[-1])
+        logger.info("%s means %s, its latest version", model_id, latest)
+        return registry[latest]
+    found = registry.get(get_model_id(ns, name, version))
+    if found is None:
+        raise _not_found(model_id, ns, name, version)
+    if version is not None and version < versions[-1]:
+        warnings.warn(
+            f"{model_id} is out of date: consider upgrading to {get_model_id(ns, name, versions[-1])}",
+            ModelDeprecationWarning,
+            stacklevel=2,
+        )
+    return found
+
+
+def resolution_note(model_id: str) -> str | None:
+    """A sentence for commands to print when ``model_id`` had no version and stood for the latest one."""
+    bare = model_id.partition(":")[2] or model_id
+    try:
+        if parse_model_id(bare)[2] is not None:
+            return None
+    except ModelNotFound:
+        return None
+    return f"{bare} means {spec(model_id).id} (its latest version)"
+
+
+def all_specs() -> list[ModelSpec]:
+    """Every registered spec (catalogue and plugins), sorted by namespace, name and version."""
+    _load_catalogue()
+    _load_plugins()
+    return sorted(registry.values(), key=lambda s: (s.namespace or "", s.name, s.version))
+
+
+def pprint_registry(
+    print_registry: dict[str, ModelSpec] | None = None,
+    *,
+    num_cols: int = 3,
+    exclude_namespaces: list[str] | None = None,
+    disable_print: bool = False,
+) -> str | None:
+    """The registered ids grouped by namespace, in columns (as Gymnasium's ``pprint_registry``)."""
+    if print_registry is None:
+        all_specs()
+        print_registry = registry
+    groups: dict[str, list[str]] = {}
+    for s in print_registry.values():
+        ns = s.namespace or "avb-zoo"
+        if exclude_namespaces and ns in exclude_namespaces:
+            continue
+        groups.setdefault(ns, []).append(s.id)
+    width = max((len(i) for ids in groups.values() for i in ids), default=0) + 2
+    blocks = []
+    for ns in sorted(groups, key=lambda n: (n != "avb-zoo", n)):
+        ids = sorted(groups[ns])
+        rows = ["".join(i.ljust(width) for i in ids[k : k + num_cols]).rstrip() for k in range(0, len(ids), num_cols)]
+        blocks.append(f"===== {ns} =====\n" + "\n".join(rows))
+    text = "\n\n".join(blocks)
+    if disable_print:
+        return text
+    print(text)
+    return None
+
+
+def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``'pkg.module:attr'`` -> the attribute (a callable is returned as it is)."""
+    if callable(entry_point):
+        return entry_point
+    module, _, attr = entry_point.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split(".") if attr else []:
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise RegistrationError(f"entry point {entry_point!r} cannot be loaded: {err}") from None
+    if not callable(obj):
+        raise RegistrationError(f"entry point {entry_point!r} is not callable")
+    return obj
+
+
+def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
+    extra = sorted(set(kwargs) - set(RUNTIME_KWARGS))
+    if extra:
+        raise ConfigError(
+            f"make({model_id!r}) got {', '.join(extra)}: the id and its revision fix the architecture and weights, "
+            f"so make takes only {', '.join(RUNTIME_KWARGS)} (train a new model id to change the rest)"
+        )
+
+
+def _dtype(value: Any) -> Any:
+    import torch
+
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    found = getattr(torch, str(value), None)
+    if not isinstance(found, torch.dtype) or not found.is_floating_point:
+        raise ConfigError(f"dtype {value!r} is not a torch floating-point dtype (e.g. float32, float64)")
+    return found
+
+
+def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
+    """Copy the weights of a model folder into ``model``, strictly (every mismatch is named)."""
+    from avb_zoo.fileio import read_safetensors
+    from avb_zoo.model import AVBModel
+    from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
+
+    if isinstance(model, AVBModel):
+        stored = read_config(folder)
+        if stored != model.config:
+            differ = sorted(k for k in set(stored) | set(model.config) if stored.get(k) != model.config.get(k))
+            raise ConfigError(
+                f"{folder / 'config.json'} does not describe {model_spec.id} (fields {differ} differ from the registry)"
+            )
+        tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
+        load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
+        if model.adversary is not None and (folder / ADVERSARY_FILE).is_file():
+            adv, _ = read_safetensors(folder / ADVERSARY_FILE)
+            load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+        return
+    tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit {model_spec.id}: {err}") from None
+
+
+def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
+    """The torch model of ``model_id`` with its published weights, in eval mode.
+
+    Keyword arguments: ``device``, ``dtype`` (where and how it runs), ``pretrained=False`` (fresh
+    initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (passed to ``pull``).
+    Anything else raises: it would change what the id means.
+    """
+    model_spec = spec(model_id)
+    _check_runtime_kwargs(model_spec.id, kwargs)
+    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
+    creator = load_entry_point(model_spec.entry_point)
+    try:
+        model = creator(**copy.deepcopy(model_spec.kwargs))
+    except AVBZooError:
+        raise
+    except Exception as err:  # a plugin's constructor: name the id
+        raise RegistrationError(f"{model_spec.id}: its entry point failed: {type(err).__name__}: {err}") from err
+    if kwargs.get("pretrained", True):
+        if not model_spec.has_weights:
+            raise CheckpointError(
+                f"{model_spec.id} has no published weights (no [hub] entry); train it with `avb-zoo train "
+                f"{model_spec.id}`, or pass pretrained=False for a freshly initialised model"
+            )
+        from avb_zoo.hub import fetch
+
+        pulled = fetch(
+            model_spec,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            offline=bool(kwargs.get("offline", False)),
+        )
+        load_weights(model, pulled.folder, model_spec)
+    if device is not None:
+        from avb_zoo.training.device import resolve_device
+
+        device = resolve_device(str(device))
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model.eval()
