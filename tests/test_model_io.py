@@ -8,34 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from core_helpers import single_thread  # noqa: F401 (fixture)
+from onnx_models import MNIST_CONFIG
 from safetensors.torch import load_file, save_file
+from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.errors import CheckpointError, ConfigError, OutputError
 from avb_zoo.fileio import read_safetensors
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-MNIST_AC = {
-    "method": "avb-ac",
-    "x_dim": 784,
-    "latent_dim": 4,
-    "image_shape": [1, 28, 28],
-    "encoder": {
-        "name": "noise-basis",
-        "eps_dim": 4,
-        "n_basis": 3,
-        "channels": [4, 4],
-        "strides": [2, 2],
-        "batch_norm": [True, False],
-        "hidden": [16],
-        "basis_hidden": [8],
-    },
-    "decoder": {"name": "bernoulli", "hidden": [8], "start_shape": [4, 7, 7], "channels": [4], "strides": [2, 2]},
-    "adversary": {"name": "inner-product", "hidden": [16], "feature_dim": 8},
-}
+MNIST_AC = MNIST_CONFIG
 TOY_VAE = {
     "method": "vae",
     "x_dim": 4,
@@ -133,8 +115,10 @@ def test_strict_load_names_an_unexpected_tensor(saved):
 
 
 def test_strict_load_names_a_misshaped_tensor(saved):
-    _rewrite(saved / WEIGHTS_FILE, lambda t: t.update({"encoder.z0.weight": torch.zeros(5, 16)}))
-    with pytest.raises(CheckpointError, match=r"mis-shaped \['encoder\.z0\.weight \(5, 16\) \(expected \(4, 16\)\)'\]"):
+    shape = tuple(load_file(saved / WEIGHTS_FILE)["encoder.z0.weight"].shape)
+    _rewrite(saved / WEIGHTS_FILE, lambda t: t.update({"encoder.z0.weight": torch.zeros(shape[0] + 1, shape[1])}))
+    wrong = rf"encoder\.z0\.weight \({shape[0] + 1}, {shape[1]}\) \(expected \({shape[0]}, {shape[1]}\)\)"
+    with pytest.raises(CheckpointError, match=rf"mis-shaped \['{wrong}'\]"):
         load(saved)
 
 

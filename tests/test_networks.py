@@ -8,7 +8,8 @@ import time
 
 import pytest
 import torch
-from core_helpers import single_thread  # noqa: F401 (fixture)
+from onnx_models import MNIST_CONFIG
+from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.errors import ConfigError
 from avb_zoo.model import AVBModel
@@ -19,8 +20,6 @@ from avb_zoo.networks.layers import ConvTrunk
 
 MNIST = (1, 28, 28)
 B = 5
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _binary_images(n: int, seed: int = 0) -> torch.Tensor:
@@ -258,24 +257,7 @@ TOY = {
     "adversary": {"name": "residual", "width": 8, "blocks": 1},
 }
 
-MNIST_AC = {
-    "method": "avb-ac",
-    "x_dim": 784,
-    "latent_dim": 8,
-    "image_shape": [1, 28, 28],
-    "encoder": {
-        "name": "noise-basis",
-        "eps_dim": 8,
-        "n_basis": 4,
-        "channels": [4, 8, 8],
-        "strides": [2, 2, 2],
-        "batch_norm": [True, True, False],
-        "hidden": [32],
-        "basis_hidden": [16],
-    },
-    "decoder": {"name": "bernoulli", "hidden": [16], "start_shape": [8, 7, 7], "channels": [4], "strides": [2, 2]},
-    "adversary": {"name": "inner-product", "hidden": [32, 32], "feature_dim": 64},
-}
+MNIST_AC = MNIST_CONFIG  # a small MNIST-shaped AVB+AC model: noise-basis encoder on a batch-normed conv trunk
 
 
 def test_mnist_ac_model_from_config():
@@ -283,12 +265,14 @@ def test_mnist_ac_model_from_config():
     x = _binary_images(B)
     gen = torch.Generator().manual_seed(0)
     z = model.encode(x, gen)
-    assert z.shape == (B, 8) and model.noise_dim == 32 and model.latent_dim == 8 and model.x_dim == 784
+    enc = MNIST_AC["encoder"]
+    d = MNIST_AC["latent_dim"]
+    assert z.shape == (B, d) and model.noise_dim == enc["eps_dim"] * enc["n_basis"] and model.x_dim == 784
     assert model.decode_logits(z).shape == (B, 784)
     assert model.nll(x, z).shape == (B,)
     assert model.sample(3, gen).shape == (3, 784)
     mean, var = model.encoder_moments(x, n_noise=256, generator=gen)
-    assert mean.shape == var.shape == (B, 8)
+    assert mean.shape == var.shape == (B, d)
     assert model.adversary(x, z).shape == (B,)
     assert set(model.state_groups()) == {"encoder", "decoder", "adversary"}
 
@@ -381,7 +365,7 @@ def test_huge_sizes_are_rejected_before_allocation():
 
 def test_build_error_names_the_component():
     """A constructor's own ValueError (here an unreachable decoder start size) becomes a ConfigError naming it."""
-    cfg = _with(MNIST_AC, "decoder.start_shape", [8, 5, 5])
+    cfg = _with(MNIST_AC, "decoder.start_shape", [8, 5, 5])  # 5 -> 10 -> 20 never reaches 28
     with pytest.raises(ConfigError, match=r"decoder cannot be built from its settings: start size 5"):
         AVBModel(cfg)
     with pytest.raises(ConfigError, match=r"encoder cannot be built from its settings: unknown activation 'tanhh'"):

@@ -11,8 +11,8 @@ import math
 
 import pytest
 import torch
-from core_helpers import single_thread  # noqa: F401 (fixture)
 from torch import nn
+from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.model import AVBModel
 from avb_zoo.networks.encoders import Encoder
@@ -37,8 +37,6 @@ MU = torch.tensor([[1.0, 0.0], [-0.5, 0.8], [0.0, -1.0], [0.6, 0.6]])
 SIGMA = torch.tensor([[0.5, 0.7], [0.8, 0.4], [0.6, 0.6], [0.4, 0.9]])
 BIMODAL = torch.tensor([[0.0, 0.9], [0.5, 0.0], [0.8, 0.3], [0.9, 0.9]])
 EYE = torch.eye(4)
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class KnownDensityEncoder(Encoder):

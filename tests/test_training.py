@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from core_helpers import single_thread  # noqa: F401 (fixture)
+from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.step as step_module
 from avb_zoo.errors import AVBZooError, CheckpointError, DataError, OutputError, TrainingDiverged
@@ -24,8 +24,6 @@ from avb_zoo.recipes import find_recipe
 from avb_zoo.training.checkpoint import STATE_FILE, read_run_info
 from avb_zoo.training.step import compute_losses, make_optimizers, train_step
 from avb_zoo.training.trainer import init_model, train
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 
