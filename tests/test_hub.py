@@ -13,6 +13,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from hub_fixtures import HubFixture, hub_server  # noqa: F401
+from zoo_helpers import BIG, SMALL, model_folder
 
 import avb_zoo
 import avb_zoo.registry as reg
@@ -26,23 +27,10 @@ from avb_zoo.errors import (
     InvalidRepoId,
 )
 from avb_zoo.hub import fetch, pull, push, push_files, resolve_local, sha256_file
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import load, save
+from avb_zoo.model_io import load
 
 # huggingface_hub's LFS PUT passes a file object as `data=`, which httpx2 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
-# A VAE whose model.safetensors is about 19 MB: over the 10 MB threshold, so the LFS path runs by size too.
-BIG = {
-    "method": "vae",
-    "x_dim": 784,
-    "latent_dim": 8,
-    "image_shape": [1, 28, 28],
-    "encoder": {"name": "gaussian", "hidden": [1200, 1200]},
-    "decoder": {"name": "bernoulli", "hidden": [1200, 1200]},
-    "data": {"name": "mnist"},
-}
-SMALL = {**BIG, "encoder": {"name": "gaussian", "hidden": [16]}, "decoder": {"name": "bernoulli", "hidden": [16]}}
 
 
 @pytest.fixture
@@ -53,12 +41,11 @@ def registry(monkeypatch: pytest.MonkeyPatch):
     return reg
 
 
-def _model_folder(folder: Path, config: dict, seed: int, metrics: dict | None = None) -> Path:
-    torch.manual_seed(seed)
-    save(AVBModel({**config, "id": "test/model-v1"}), folder)
-    if metrics is not None:
-        (folder / "metrics.json").write_text(json.dumps(metrics))
-    return folder
+@pytest.fixture
+def hub(hub_server: HubFixture, registry, monkeypatch: pytest.MonkeyPatch) -> HubFixture:  # noqa: F811
+    """The local Hub, with its write token in HF_TOKEN and the registry restored after the test."""
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    return hub_server
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -81,14 +68,9 @@ def _tree(root: Path) -> set[Path]:
 
 
 def test_push_then_pull_into_a_clean_cache_is_identical(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    hub: HubFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = hub_server
-    monkeypatch.setenv("HF_TOKEN", hub.token)
-    src = _model_folder(tmp_path / "src", BIG, 0, {"metrics": {"test_nll": 91.25}, "protocol": "AIS, 1000 steps"})
+    src = model_folder(tmp_path / "src", BIG, 0, {"metrics": {"test_nll": 91.25}, "protocol": "AIS, 1000 steps"})
     (src / "onnx").mkdir()
     (src / "onnx" / "decoder.onnx").write_bytes(os.urandom(4096))
     assert (src / "model.safetensors").stat().st_size > 10 * 1024 * 1024
@@ -123,15 +105,9 @@ def test_push_then_pull_into_a_clean_cache_is_identical(
     assert all(torch.equal(a, b) for a, b in zip(model.encoder.gaussian(x), original.encoder.gaussian(x), strict=True))
 
 
-def test_revision_pins_the_weights(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("HF_TOKEN", hub_server.token)
-    first = _model_folder(tmp_path / "first", SMALL, 1)
-    second = _model_folder(tmp_path / "second", SMALL, 2)
+def test_revision_pins_the_weights(hub: HubFixture, tmp_path: Path) -> None:
+    first = model_folder(tmp_path / "first", SMALL, 1)
+    second = model_folder(tmp_path / "second", SMALL, 2)
     sha1 = push(first, "user/pinned").rsplit("/", 1)[1]
     push(second, "user/pinned")
     spec = _register("user/pinned", first, revision=sha1)
@@ -145,13 +121,9 @@ def test_revision_pins_the_weights(
 
 
 def test_clear_messages_for_missing_repo_revision_file_and_bad_token(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    hub: HubFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HF_TOKEN", hub_server.token)
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     push(folder, "user/present")
     push(folder, "user/secret", private=True)
     cache = tmp_path / "cache"
@@ -187,21 +159,17 @@ def test_clear_messages_for_missing_repo_revision_file_and_bad_token(
 
 
 def test_tampered_download_is_caught_and_deleted(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    hub: HubFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HF_TOKEN", hub_server.token)
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     push(folder, "user/tampered")
     _register("user/tampered", folder)
-    hub_server.server.corrupt_file("user/tampered", "model.safetensors")
+    hub.server.corrupt_file("user/tampered", "model.safetensors")
     cache = tmp_path / "cache"
     with pytest.raises(ChecksumError, match="model.safetensors has sha256 .* deleted from the cache"):
         pull("test/model-v1", cache_dir=cache)
     assert not [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1000]  # blob and link are gone
-    hub_server.server.corrupt_file("user/tampered", "model.safetensors", enabled=False)
+    hub.server.corrupt_file("user/tampered", "model.safetensors", enabled=False)
     assert _hashes(pull("test/model-v1", cache_dir=cache)) == _hashes(folder)
     # a cached file altered on disk later is caught on the next pull too
     blob = (pull("test/model-v1", cache_dir=cache) / "model.safetensors").resolve()
@@ -257,7 +225,7 @@ def test_unreachable_hub_falls_back_to_the_shipped_copy(tmp_path: Path, monkeypa
 
 def test_offline_without_any_copy_fails_clearly(registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _no_network(monkeypatch)
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     _register("user/never-pulled", folder)
     with pytest.raises(
         HubUnreachable,
@@ -266,17 +234,11 @@ def test_offline_without_any_copy_fails_clearly(registry, tmp_path: Path, monkey
         pull("test/model-v1", cache_dir=tmp_path / "cache", offline=True)
 
 
-def test_pull_writes_only_inside_the_cache(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_pull_writes_only_inside_the_cache(hub: HubFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub.constants
     from huggingface_hub.utils import _detect_agent
 
-    monkeypatch.setenv("HF_TOKEN", hub_server.token)
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     push(folder, "user/contained")
     _register("user/contained", folder)
     work = tmp_path / "work"
@@ -285,7 +247,7 @@ def test_pull_writes_only_inside_the_cache(
     # huggingface_hub's own telemetry (on by default) fetches a list once per process and writes it to HF_HOME
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", False)
     monkeypatch.setattr(_detect_agent, "_registry", None)
-    monkeypatch.setattr(huggingface_hub.constants, "AGENT_HARNESSES_PATH", str(hub_server.hf_home / ".agents.json"))
+    monkeypatch.setattr(huggingface_hub.constants, "AGENT_HARNESSES_PATH", str(hub.hf_home / ".agents.json"))
     before = _tree(tmp_path)
     cache = tmp_path / "cache"
     got = pull("test/model-v1", cache_dir=cache)
@@ -296,7 +258,7 @@ def test_pull_writes_only_inside_the_cache(
 
 def test_resolve_local_takes_folders_and_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     assert resolve_local(folder) == folder and resolve_local(str(folder)) == folder
     assert resolve_local("toy-avb-v1", offline=True) == avb_zoo.spec("toy-avb-v1").local_dir
     with pytest.raises(CheckpointError, match="holds no config.json"):
@@ -315,7 +277,7 @@ def test_bad_repo_ids_are_refused_before_any_request(
     tmp_path: Path,
     repo_id: str,
 ) -> None:
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     with pytest.raises(InvalidRepoId, match="repo id"):
         push(folder, repo_id, token=hub_server.token)
     assert hub_server.server.requests == []
@@ -325,7 +287,7 @@ def test_push_refuses_bad_revisions_and_broken_folders(
     hub_server: HubFixture,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     for revision in ("../main", "/main", "-rf", "a b"):
         with pytest.raises(InvalidRepoId, match="revision"):
             push(folder, "user/x", revision=revision, token=hub_server.token)
@@ -338,19 +300,13 @@ def test_push_refuses_bad_revisions_and_broken_folders(
     assert hub_server.server.requests == []
 
 
-def test_push_to_a_branch_and_cli(
-    hub_server: HubFixture,  # noqa: F811
-    registry,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("HF_TOKEN", hub_server.token)
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+def test_push_to_a_branch_and_cli(hub: HubFixture, tmp_path: Path) -> None:
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     runner = CliRunner()
     result = runner.invoke(main_cli(), ["push", str(folder), "--repo-id", "user/cli", "--revision", "dev", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    repo = hub_server.server.repo("user/cli")
+    repo = hub.server.repo("user/cli")
     assert out["commit_url"].endswith(repo.branches["dev"]) and out["files"] == _hashes(folder)
     assert "model.safetensors" not in repo.commits[repo.branches["main"]].files
     _register("user/cli", folder, revision="dev")
@@ -396,7 +352,7 @@ def test_model_card_without_metrics_or_dataset() -> None:
 
 
 def test_push_rejects_a_malformed_metrics_file(hub_server: HubFixture, tmp_path: Path) -> None:  # noqa: F811
-    folder = _model_folder(tmp_path / "m", SMALL, 0)
+    folder = model_folder(tmp_path / "m", SMALL, 0)
     (folder / "metrics.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="metrics.json must hold a JSON object"):
         push(folder, "user/x", token=hub_server.token)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_helpers import TINY
 
 import avb_zoo
 import avb_zoo.registry as reg
@@ -23,15 +24,6 @@ from avb_zoo.errors import (
     VersionNotFound,
 )
 from avb_zoo.recipes import load_catalogue
-
-TINY = {
-    "method": "vae",
-    "x_dim": 4,
-    "latent_dim": 2,
-    "encoder": {"name": "gaussian", "hidden": [8]},
-    "decoder": {"name": "bernoulli", "hidden": [8]},
-    "data": {"name": "toy"},
-}
 
 
 @pytest.fixture
