@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import avb_zoo
 from avb_zoo.errors import ExportError
 from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
 from avb_zoo.model import AVBModel
+from avb_zoo.model_io import WEIGHTS_FILE, load
 from avb_zoo.runtime.conventions import (
     CONFIG_FILE,
     GRAPHS,
@@ -70,18 +72,19 @@ def _metadata(model: AVBModel, spec: GraphSpec, model_id: str, version: int | No
 
 
 def _remove_outputs(onnx_dir: Path) -> None:
+    """Remove every graph and the report, so a failed export leaves no folder claiming a verified one."""
     for name in GRAPHS:
         (onnx_dir.parent / graph_file(name)).unlink(missing_ok=True)
     (onnx_dir / REPORT_FILE).unlink(missing_ok=True)
 
 
-def _check_config(out: Path, model: AVBModel) -> None:
-    """The output folder must hold this model's config.json (it is written when absent)."""
-    path = out / CONFIG_FILE
-    if not path.exists():
-        atomic_write_json(path, model.config)
-    elif architecture_fingerprint(read_model_config(out)) != architecture_fingerprint(model.config):
+def _config_missing(out: Path, model: AVBModel) -> bool:
+    """Whether ``out`` lacks a config.json; one it has must describe this model's architecture."""
+    if not (out / CONFIG_FILE).exists():
+        return True
+    if architecture_fingerprint(read_model_config(out)) != architecture_fingerprint(model.config):
         raise ExportError(f"{out} holds another model's {CONFIG_FILE}; choose another --out")
+    return False
 
 
 def export_model(
@@ -102,13 +105,13 @@ def export_model(
     """
     out = Path(out)
     onnx_dir = out / ONNX_DIR
-    seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+    seed = secrets.randbits(62) if seed is None else seed
     match = VERSION_SUFFIX.search(model_id)
     version = int(match.group(1)) if match else None
     specs, skipped = graph_specs(model, moment_draws, moment_seed)
     if not specs:
         raise ExportError(f"{model_id} has no exportable graph: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    _check_config(out, model)
+    write_config = _config_missing(out, model)
     generator = torch.Generator().manual_seed(seed)
     files: dict[Path, bytes] = {}
     graphs: dict[str, Any] = {}
@@ -160,9 +163,13 @@ def export_model(
             atomic_write_bytes(path, data)
         for name in skipped:
             (out / graph_file(name)).unlink(missing_ok=True)  # a stale graph from an earlier export
+        if write_config:
+            atomic_write_json(out / CONFIG_FILE, model.config)
         atomic_write_json(onnx_dir / REPORT_FILE, report)
     except BaseException:
         _remove_outputs(onnx_dir)
+        if write_config:
+            (out / CONFIG_FILE).unlink(missing_ok=True)
         raise
     return report
 
@@ -172,7 +179,7 @@ def _recorded_id(folder: Path) -> str | None:
     from safetensors import safe_open
 
     try:
-        with safe_open(folder / "model.safetensors", "pt") as fh:
+        with safe_open(folder / WEIGHTS_FILE, "pt") as fh:
             return (fh.metadata() or {}).get("recipe_id")
     except Exception:  # a missing or corrupt file: model_io.load reports it properly
         return None
@@ -182,8 +189,8 @@ def export_folder(
     id_or_dir: str | Path, out: str | Path | None = None, model_id: str | None = None, **kwargs: Any
 ) -> tuple[Path, dict[str, Any]]:
     """Load the model ``id_or_dir`` names and export it to ``out`` (default: its own folder); (folder, report)."""
-    from avb_zoo.model_io import load
-
+    if out is None and not Path(id_or_dir).expanduser().is_dir():
+        raise ExportError(f"give --out to export {id_or_dir!r}: only a local model folder is exported in place")
     folder = resolve_model_dir(id_or_dir)
     model = load(folder, with_adversary=False)
     model_id = model_id or _recorded_id(folder) or str(model.config.get("id") or folder.resolve().name)

@@ -131,7 +131,7 @@ def test_failed_check_removes_outputs_and_raises(tmp_path, monkeypatch):
     monkeypatch.setattr(exporter, "check_parity", broken)
     with pytest.raises(ExportError, match="max abs error 0.5"):
         exporter.export_model(build("toy"), out, model_id="toy-avb-v1", seed=0)
-    assert not list((out / "onnx").iterdir())
+    assert not list((out / "onnx").iterdir()) and not (out / "config.json").exists()
 
 
 def test_export_refuses_a_folder_of_another_model(tmp_path_factory, tmp_path):
@@ -153,6 +153,8 @@ def test_export_command_errors_exit_1(tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "not a model folder" in result.output
     assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(main, ["export", "toy-avb-v1"])  # an id is never exported into a cache in place
+    assert result.exit_code == 1 and "give --out" in result.output
 
 
 def test_onnxruntime_friendly_rewrites_compute_the_same_functions():

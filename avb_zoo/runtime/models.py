@@ -41,15 +41,25 @@ def _float_input(array: Any, width: int, what: str) -> np.ndarray:
 
 
 class _Model:
-    """A model folder's config.json and image layout; subclasses open the graphs they need."""
+    """A model folder's config.json, image layout and main graph (``GRAPH``), on the chosen providers.
 
-    def __init__(self, model: str | Path, providers: str | Sequence[str] | None, threads: int | None) -> None:
+    ``providers``: None or "auto" (CUDA when available, then CPU), "cpu", "cuda" or onnxruntime names;
+    ``threads``: onnxruntime's intra-op threads (default: one per physical core).
+    """
+
+    GRAPH: str
+
+    def __init__(
+        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
         self.folder = resolve_model_dir(model)
         self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
         self.x_dim: int = self.config["x_dim"]
         self.latent_dim: int = self.config["latent_dim"]
         self.image_shape = image_shape_of(self.config)
+        self.graph = self._open(self.GRAPH)
+        self.providers: list[str] = self.graph.providers
 
     def _open(self, name: str) -> GraphSession:
         return GraphSession(self.folder, name, self.config, self._providers, self._threads)
@@ -58,13 +68,13 @@ class _Model:
 class Encoder(_Model):
     """q(z|x) from ``onnx/encoder.onnx`` (and its mean and variance from ``onnx/moments.onnx`` where exported)."""
 
+    GRAPH = "encoder"
+
     def __init__(
         self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
     ) -> None:
         super().__init__(model, providers, threads)
-        self.graph = self._open("encoder")
         self.noise_dim = self.graph.noise_dim
-        self.providers = self.graph.providers
         self._moments: GraphSession | None = None
 
     def run(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -104,12 +114,7 @@ class Encoder(_Model):
 class Sampler(_Model):
     """p(x|z) as pixel probabilities from ``onnx/sampler.onnx``; ``sample`` draws z from the prior N(0, I)."""
 
-    def __init__(
-        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
-    ) -> None:
-        super().__init__(model, providers, threads)
-        self.graph = self._open("sampler")
-        self.providers = self.graph.providers
+    GRAPH = "sampler"
 
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:
         """z ~ N(0, I), float32 [n, d]."""
