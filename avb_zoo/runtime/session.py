@@ -53,8 +53,9 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def _dims(values: Sequence[Any]) -> list[Any]:
-    return [d if isinstance(d, int) else None for d in values.shape]
+def _dims(arg: Any) -> list[int | None]:
+    """Fixed sizes of an onnxruntime NodeArg's shape, None for the dynamic (named) ones."""
+    return [d if isinstance(d, int) else None for d in arg.shape]
 
 
 class GraphSession:
