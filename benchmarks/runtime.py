@@ -142,10 +142,10 @@ def cold_start(folder: Path, work: Path) -> dict[str, object]:
     return {"runs_s": walls, "median_s": statistics.median(walls), "peak_rss_mb": peak}
 
 
-def build(args: argparse.Namespace) -> tuple[torch.nn.Module, Path, str]:
+def build(args: argparse.Namespace, work: Path) -> tuple[torch.nn.Module, Path, str]:
+    """The model measured, saved and exported (parity-checked) into ``work/model``."""
     from avb_zoo.export import export_model
 
-    work = Path(tempfile.mkdtemp(prefix="avb-zoo-bench-"))
     if args.model:
         from avb_zoo.model_io import load
 
@@ -175,13 +175,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    model, folder, source = build(args)
-    rows = compare(folder, model, args.threads, args.rounds, args.seconds)
-    cold = cold_start(folder, folder.parent)
-    memory = {
-        "onnxruntime_mb": peak_mb([sys.executable, "-c", ORT_CHILD, str(folder)]),
-        "torch_mb": peak_mb([sys.executable, "-c", TORCH_CHILD, str(folder)]),
-    }
+    with tempfile.TemporaryDirectory(prefix="avb-zoo-bench-") as tmp:
+        model, folder, source = build(args, Path(tmp))
+        rows = compare(folder, model, args.threads, args.rounds, args.seconds)
+        cold = cold_start(folder, folder.parent)
+        memory = {
+            "onnxruntime_mb": peak_mb([sys.executable, "-c", ORT_CHILD, str(folder)]),
+            "torch_mb": peak_mb([sys.executable, "-c", TORCH_CHILD, str(folder)]),
+        }
     import onnxruntime
 
     result = {
