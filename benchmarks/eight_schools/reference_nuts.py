@@ -1,10 +1,10 @@
 """Reference posterior of Eight Schools (posteriordb's non-centred model) by NUTS in NumPyro.
 
     pip install "numpyro>=0.15"      # only this script needs it (JAX on the CPU)
-    python benchmarks/eight_schools/reference_nuts.py [--out benchmarks/eight_schools/reference_nuts.csv]
+    python benchmarks/eight_schools/reference_nuts.py [--out benchmarks/eight_schools/reference_nuts.csv.gz]
 
 Writes thinned draws of z = (mu, log_tau, theta_tilde_1..8), the space avb_zoo.data.eight_schools samples,
-as CSV with the settings and diagnostics in '#' comment lines (numpy.loadtxt skips them).
+as gzipped CSV (chain after chain) with the settings and diagnostics in '#' comment lines (numpy.loadtxt skips them).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from numpyro.infer import MCMC, NUTS
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from avb_zoo.data.eight_schools import MU_SCALE, PARAM_NAMES, SIGMA, TAU_SCALE, Y  # noqa: E402
 
-CHAINS, WARMUP, SAMPLES, THIN, SEED = 4, 2000, 25_000, 50, 0
+CHAINS, WARMUP, SAMPLES, THIN, SEED = 4, 2000, 50_000, 20, 0
 
 
 def model(sigma: jnp.ndarray, y: jnp.ndarray | None = None) -> None:
@@ -37,7 +37,7 @@ def model(sigma: jnp.ndarray, y: jnp.ndarray | None = None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("reference_nuts.csv"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("reference_nuts.csv.gz"))
     args = parser.parse_args()
     numpyro.set_host_device_count(1)
     kernel = NUTS(model, target_accept_prob=0.95)
