@@ -18,19 +18,21 @@ import torch
 
 from avb_zoo.data.toy import TOY_POINTS
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
-from avb_zoo.model_io import load
+from avb_zoo.fileio import read_safetensors
+from avb_zoo.model_io import WEIGHTS_FILE, load
 from avb_zoo.rng import keyed_generator
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
 def codes(folder: str, n: int, seed: int) -> tuple[str, np.ndarray, float]:
-    """(label, codes [4, n, 2], exact mean log p(x)) of one toy model folder."""
+    """(label with the training steps, codes [4, n, 2], exact mean log p(x)) of one toy model folder."""
     model = load(folder)
     with torch.no_grad():
         z = [model.encode(row.expand(n, -1), keyed_generator(seed, k, "codes")) for k, row in enumerate(TOY_POINTS)]
         ll = quadrature_log_likelihood(model, TOY_POINTS).mean().item()
-    label = {"vae": "VAE", "avb": "AVB", "avb-ac": "AVB+AC"}[model.method]
+    steps = read_safetensors(Path(folder) / WEIGHTS_FILE)[1].get("step", "?")
+    label = {"vae": "VAE", "avb": "AVB", "avb-ac": "AVB+AC"}[model.method] + f" ({steps} steps)"
     return label, torch.stack(z).numpy(), ll
 
 
