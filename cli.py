@@ -378,7 +378,7 @@ def eval_model(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Evaluate a model folder: AIS log-likelihood, ELBO, reconstruction error; writes metrics.json."""
+    """Evaluate a model folder or zoo id: AIS log-likelihood, ELBO, reconstruction error (-> metrics.json)."""
     from avb_zoo.evaluation.ais import AISSettings
     from avb_zoo.evaluation.evaluate import EvalSettings, evaluate_folder, format_table
 
@@ -396,8 +396,10 @@ def eval_model(
         print_json(result)
         return
     click.echo(format_table(result))
-    if not no_write:
+    if path is not None:
         click.echo(f"metrics written to {path}")
+    elif not no_write:
+        click.echo("metrics.json not written: the model is not a folder of yours (copy it to keep its metrics)")
 
 
 if __name__ == "__main__":

@@ -220,3 +220,18 @@ def test_resolve_rejects_folder_without_config(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match=CONFIG_FILE):
         resolve_model_folder(tmp_path)
+
+
+def test_a_zoo_id_is_evaluated_but_its_folder_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avb_zoo.registry import spec
+
+    shipped = spec("toy-avb").local_dir
+    if shipped is None:
+        pytest.skip("the catalogue ships no toy-avb weights")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network: the shipped copy serves
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    before = {p.name: p.stat().st_mtime_ns for p in Path(shipped).iterdir()}
+    code, out = run("eval", "toy-avb", *FAST, "--json")
+    assert code == 0, out
+    assert json.loads(out)["model"]["method"] == "avb"
+    assert {p.name: p.stat().st_mtime_ns for p in Path(shipped).iterdir()} == before

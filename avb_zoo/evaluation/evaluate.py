@@ -83,15 +83,23 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
     return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
 
 
-def resolve_model_folder(id_or_dir: str | Path) -> Path:
-    """The model folder named by ID_OR_DIR (today a folder holding config.json and model.safetensors)."""
+def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
+    """(the model folder named by ID_OR_DIR, whether it is the user's own folder).
+
+    A folder must hold config.json and model.safetensors. Anything else is taken as a zoo id and resolved
+    by the registry (pulled from the Hub into its cache, or the copy the package ships); such a folder is
+    not the user's, so metrics are not written into it.
+    """
     folder = Path(id_or_dir).expanduser()
-    if not folder.is_dir():
-        raise CheckpointError(f"{id_or_dir} is not a model folder (config.json + {WEIGHTS_FILE})")
+    own = folder.is_dir()
+    if not own:
+        from avb_zoo.hub import resolve_local
+
+        folder = resolve_local(str(id_or_dir))
     for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder} holds no {name}: it is not a model folder (its {what} are missing)")
-    return folder
+    return folder, own
 
 
 def _summarise(per_example: dict[str, torch.Tensor]) -> dict[str, float | None]:
@@ -204,19 +212,24 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
 
 def evaluate_folder(
     id_or_dir: str | Path, settings: EvalSettings, *, write: bool = True, progress: bool = False
-) -> tuple[dict[str, Any], Path]:
-    """Load the model of ID_OR_DIR, evaluate it, and write metrics.json beside its weights (atomically)."""
+) -> tuple[dict[str, Any], Path | None]:
+    """Evaluate the model of ID_OR_DIR; for a model folder of the user's, write metrics.json beside its weights.
+
+    Returns the metrics and the path written (None when nothing was: ``write=False``, or a zoo id whose
+    folder lives in the Hub cache or the package).
+    """
     settings.validate()
-    folder = resolve_model_folder(id_or_dir)
     from avb_zoo.training.device import resolve_device
 
     device = resolve_device(settings.device)
+    folder, own = resolve_model_folder(id_or_dir)
     model = load(folder, device=device)
     has_adversary = model.adversary is not None and (folder / ADVERSARY_FILE).is_file()
     result = evaluate(model, settings, has_adversary=has_adversary, progress=progress)
+    if not (write and own):
+        return result, None
     path = folder / METRICS_FILE
-    if write:
-        atomic_write_json(path, result)
+    atomic_write_json(path, result)
     return result, path
 
 
