@@ -211,17 +211,13 @@ class HubServer:
         self.stop()
 
     # ------------------------------------------------------------------------------------- test helpers
-    def corrupt_file(
-        self, repo_id: str, path: str, *, repo_type: str = "model", enabled: bool = True
-    ) -> None:
+    def corrupt_file(self, repo_id: str, path: str, *, repo_type: str = "model", enabled: bool = True) -> None:
         """Flip one byte of ``path`` in every GET (all revisions); size, ETag and tree oids unchanged."""
         key = (repo_type, repo_id, path)
         with self._lock:
             (self.corrupted.add if enabled else self.corrupted.discard)(key)
 
-    def drop_connection_once(
-        self, repo_id: str, path: str, after_bytes: int, *, repo_type: str = "model"
-    ) -> None:
+    def drop_connection_once(self, repo_id: str, path: str, after_bytes: int, *, repo_type: str = "model") -> None:
         """Cut the next GET of ``path`` after ``after_bytes`` bytes (Content-Length still announces all)."""
         with self._lock:
             self.drop_once[(repo_type, repo_id, path)] = after_bytes
@@ -399,9 +395,7 @@ class HubServer:
             raise HubError(400, f"Invalid repo name or type: {org}/{name} ({rtype})")
         key = (rtype, f"{org}/{name}")
         if key in self.repos:
-            reply = _json(
-                {"error": f"You already created this {rtype} repo", "url": self._url(self.repos[key])}, 409
-            )
+            reply = _json({"error": f"You already created this {rtype} repo", "url": self._url(self.repos[key])}, 409)
             reply.headers["X-Error-Message"] = f"You already created this {rtype} repo"
             return reply
         private = bool(payload.get("private")) or payload.get("visibility") == "private"
@@ -461,9 +455,7 @@ class HubServer:
             }
         )
 
-    def _tree(
-        self, rtype: str, repo_id: str, rev: str, path: str, recursive: bool, token: str | None
-    ) -> _Reply:
+    def _tree(self, rtype: str, repo_id: str, rev: str, path: str, recursive: bool, token: str | None) -> _Reply:
         repo = self._read_repo(rtype, repo_id, token)
         commit = self._commit_at(repo, rev)
         prefix = path.strip("/")
@@ -514,9 +506,7 @@ class HubServer:
         repo = self._read_repo(rtype, repo_id, token)
 
         def refs(kind: str, table: dict[str, str]) -> list[dict[str, str]]:
-            return [
-                {"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(table.items())
-            ]
+            return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(table.items())]
 
         return _json(
             {
@@ -561,9 +551,7 @@ class HubServer:
         binary = path.lower().endswith(LFS_SUFFIXES) or b"\0" in sample
         return "lfs" if size >= self.lfs_threshold or binary else "regular"
 
-    def _preupload(
-        self, rtype: str, repo_id: str, rev: str, token: str | None, payload: dict[str, Any]
-    ) -> _Reply:
+    def _preupload(self, rtype: str, repo_id: str, rev: str, token: str | None, payload: dict[str, Any]) -> _Reply:
         repo = self._write_repo(rtype, repo_id, token)
         if rev not in repo.branches:
             raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
@@ -595,9 +583,7 @@ class HubServer:
                 entry["error"] = {"code": 422, "message": f"Invalid oid {oid}"}
             elif oid not in self.lfs_objects:
                 entry["authenticated"] = True
-                entry["actions"] = {
-                    "upload": {"href": f"{self.endpoint}/_lfs/{oid}?size={size}", "expires_in": 3600}
-                }
+                entry["actions"] = {"upload": {"href": f"{self.endpoint}/_lfs/{oid}?size={size}", "expires_in": 3600}}
             objects.append(entry)
         return _json({"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
 
@@ -643,9 +629,7 @@ class HubServer:
             elif key == "deletedFolder":
                 doomed = [p for p in files if p.startswith(path + "/")]
                 if not doomed:
-                    raise HubError(
-                        404, f"A folder with this name doesn't exist: {path}", "EntryNotFound", head
-                    )
+                    raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound", head)
                 for p in doomed:
                     del files[p]
             else:
@@ -682,9 +666,7 @@ class HubServer:
     ) -> str:
         self._seq += 1
         tree = {p: f.oid for p, f in sorted(files.items())}
-        blob = json.dumps(
-            {"parent": parent, "title": title, "message": message, "tree": tree, "seq": self._seq}
-        )
+        blob = json.dumps({"parent": parent, "title": title, "message": message, "tree": tree, "seq": self._seq})
         sha = hashlib.sha1(f"{repo.repo_type}/{repo.repo_id}\n{blob}".encode()).hexdigest()
         repo.commits[sha] = Commit(sha, parent, title, message, _now(), files)
         repo.branches[branch] = sha

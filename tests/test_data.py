@@ -26,9 +26,7 @@ SUBSET = REPO / "tests" / "data" / "mnist-subset"
 SUBSET_MD5 = mnist.read_md5sums(SUBSET / "MD5SUMS")
 FULL = Path(os.environ.get("AVB_ZOO_FULL_MNIST", REPO.parent / "shared" / "data" / "mnist"))
 HAVE_FULL = all((FULL / name).is_file() for name in mnist.MNIST_MD5)
-needs_full = pytest.mark.skipif(
-    not HAVE_FULL, reason=f"full MNIST not found at {FULL} (set AVB_ZOO_FULL_MNIST)"
-)
+needs_full = pytest.mark.skipif(not HAVE_FULL, reason=f"full MNIST not found at {FULL} (set AVB_ZOO_FULL_MNIST)")
 
 
 # ----------------------------------------------------------------------------------------------------- IDX
@@ -151,12 +149,8 @@ def test_subset_equals_the_start_of_full_mnist() -> None:
     sub_test = read_idx(SUBSET / mnist.TEST_IMAGES)
     np.testing.assert_array_equal(sub_test[0], full_test[0])
     np.testing.assert_array_equal(sub_test, full_test[:500])
-    np.testing.assert_array_equal(
-        read_idx(SUBSET / mnist.TEST_LABELS), read_idx(FULL / mnist.TEST_LABELS)[:500]
-    )
-    np.testing.assert_array_equal(
-        read_idx(SUBSET / mnist.TRAIN_IMAGES), read_idx(FULL / mnist.TRAIN_IMAGES)[:600]
-    )
+    np.testing.assert_array_equal(read_idx(SUBSET / mnist.TEST_LABELS), read_idx(FULL / mnist.TEST_LABELS)[:500])
+    np.testing.assert_array_equal(read_idx(SUBSET / mnist.TRAIN_IMAGES), read_idx(FULL / mnist.TRAIN_IMAGES)[:600])
 
 
 def test_md5_mismatch_raises_checksum_error() -> None:

@@ -71,14 +71,9 @@ def test_push_pull_roundtrip_and_pinning(hub_server: HubFixture, tmp_path: Path)
     assert [m for m, p in hub.server.requests if m == "PUT"] == ["PUT", "PUT"]  # two LFS uploads
 
     tree = {f.path: f for f in api.list_repo_tree(REPO, recursive=True) if hasattr(f, "blob_id")}
-    assert (
-        tree["large.txt"].lfs is not None
-        and tree["large.txt"].lfs.sha256 == hashlib.sha256(large).hexdigest()
-    )
+    assert tree["large.txt"].lfs is not None and tree["large.txt"].lfs.sha256 == hashlib.sha256(large).hexdigest()
     assert tree["onnx/model.onnx"].lfs is not None
-    assert tree["config.json"].lfs is None and tree["config.json"].blob_id == git_blob_sha1(
-        files["config.json"]
-    )
+    assert tree["config.json"].lfs is None and tree["config.json"].blob_id == git_blob_sha1(files["config.json"])
     assert api.model_info(REPO).sha == first.oid
 
     snap = Path(snapshot_download(REPO, endpoint=hub.endpoint, cache_dir=tmp_path / "cache1"))
@@ -90,15 +85,11 @@ def test_push_pull_roundtrip_and_pinning(hub_server: HubFixture, tmp_path: Path)
     second = api.upload_file(path_or_fileobj=new_config, path_in_repo="config.json", repo_id=REPO)
     assert second.oid != first.oid and api.model_info(REPO).sha == second.oid
     assert api.model_info(REPO, revision=first.oid[:7]).sha == first.oid
-    old = hf_hub_download(
-        REPO, "config.json", revision=first.oid, endpoint=hub.endpoint, cache_dir=tmp_path / "c2"
-    )
+    old = hf_hub_download(REPO, "config.json", revision=first.oid, endpoint=hub.endpoint, cache_dir=tmp_path / "c2")
     assert Path(old).read_bytes() == files["config.json"]
     new = hf_hub_download(REPO, "config.json", endpoint=hub.endpoint, cache_dir=tmp_path / "c2")
     assert Path(new).read_bytes() == new_config
-    pinned = Path(
-        snapshot_download(REPO, revision=first.oid, endpoint=hub.endpoint, cache_dir=tmp_path / "c3")
-    )
+    pinned = Path(snapshot_download(REPO, revision=first.oid, endpoint=hub.endpoint, cache_dir=tmp_path / "c3"))
     assert (pinned / "config.json").read_bytes() == files["config.json"]
 
     # Re-uploading unchanged content: the unchanged file is skipped and the known LFS object is not re-sent.
@@ -149,9 +140,7 @@ def test_private_repo_is_unreadable_without_token(hub_server: HubFixture, tmp_pa
         hf_hub_download("user/secret", "config.json", endpoint=hub.endpoint, token=False, cache_dir=tmp_path)
     with pytest.raises(RepositoryNotFoundError):
         snapshot_download("user/secret", endpoint=hub.endpoint, token=False, cache_dir=tmp_path)
-    path = hf_hub_download(
-        "user/secret", "config.json", endpoint=hub.endpoint, token=hub.token, cache_dir=tmp_path
-    )
+    path = hf_hub_download("user/secret", "config.json", endpoint=hub.endpoint, token=hub.token, cache_dir=tmp_path)
     assert Path(path).read_bytes() == b'{"z_dim": 8}'
 
 
