@@ -85,6 +85,20 @@ def test_ppca_from_a_close_gaussian_is_exact_quickly() -> None:
     assert abs(error.mean().item()) < 0.05, error.mean().item()
 
 
+def test_monte_carlo_se_measures_the_chains_disagreement() -> None:
+    # One step from the exact posterior (1-D latent, so the diagonal Gaussian is exact): every chain's weight
+    # is p(x), so the estimator has no noise.
+    ppca = PPCA(latent=1, data=5, noise=1.0, n=4, seed=5)
+    post, ll = ppca.posterior(ppca.x), ppca.log_likelihood(ppca.x)
+    exact = run_ais(ll, post, AISSettings(steps=1, chains=8), 0, range(4))
+    assert exact.monte_carlo_se.max().item() < 1e-6
+    torch.testing.assert_close(exact.log_likelihood, ppca.log_marginal(ppca.x))
+    # From the prior (importance sampling with 8 draws) the chains disagree and the noise shows.
+    rough = run_ais(ll, prior(4, 1), AISSettings(steps=1, chains=8), 0, range(4))
+    assert (rough.monte_carlo_se > 0.05).all()
+    assert run_ais(ll, prior(4, 1), AISSettings(steps=1, chains=1), 0, range(4)).monte_carlo_se.isnan().all()
+
+
 def test_more_steps_do_not_lower_the_estimate() -> None:
     # A harder PPCA (posterior std ~0.1): AIS is a stochastic lower bound whose bias shrinks with steps, so
     # the paired difference (more - fewer) must not be negative beyond its standard error.

@@ -135,6 +135,19 @@ class AISResult:
     step_size: torch.Tensor  # final eps [B]
 
     @property
+    def monte_carlo_se(self) -> torch.Tensor:
+        """Delta-method standard error of each log p(x) estimate from the spread of its chains' weights [B].
+
+        sd(w) / (mean(w) sqrt(K)): the estimator's own noise, apart from the spread of log p(x) over the data
+        (NaN for a single chain; heavy-tailed weights make it an underestimate).
+        """
+        w = torch.exp(self.log_weights - self.log_weights.max(1, keepdim=True).values)
+        chains = w.shape[1]
+        if chains < 2:
+            return torch.full((w.shape[0],), math.nan, dtype=w.dtype)
+        return w.std(1, unbiased=True) / (w.mean(1) * math.sqrt(chains))
+
+    @property
     def effective_sample_size(self) -> torch.Tensor:
         """Kish ESS of the normalised chain weights [B], between 1 and K."""
         w = torch.softmax(self.log_weights, dim=1)

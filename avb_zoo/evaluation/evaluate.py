@@ -83,6 +83,13 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
     return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
 
 
+def monte_carlo_se_of_mean(per_example: torch.Tensor) -> float | None:
+    """The AIS noise in the mean log p(x): sqrt(sum of per-example variances) / n (None for one chain)."""
+    if not torch.isfinite(per_example).all():
+        return None
+    return float(per_example.double().square().sum().sqrt() / per_example.numel())
+
+
 def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
     """(the model folder named by ID_OR_DIR, whether it is the user's own folder).
 
@@ -132,7 +139,7 @@ def evaluate(
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
     columns: dict[str, list[torch.Tensor]] = {}
-    diagnostics: dict[str, list[torch.Tensor]] = {"acceptance": [], "step_size": [], "ess": []}
+    diagnostics: dict[str, list[torch.Tensor]] = {"acceptance": [], "step_size": [], "ess": [], "mc_se": []}
     start = time.perf_counter()
     ais_seconds = 0.0
     n = test.x.shape[0]
@@ -150,6 +157,7 @@ def evaluate(
         diagnostics["acceptance"].append(ais.acceptance)
         diagnostics["step_size"].append(ais.step_size)
         diagnostics["ess"].append(ais.effective_sample_size)
+        diagnostics["mc_se"].append(ais.monte_carlo_se)
         if method == "vae":
             terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
         if exact:
@@ -168,6 +176,7 @@ def evaluate(
         "ais_mean_acceptance": float(torch.cat(diagnostics["acceptance"]).mean()),
         "ais_final_step_size": float(torch.cat(diagnostics["step_size"]).mean()),
         "ais_mean_ess": float(torch.cat(diagnostics["ess"]).mean()),
+        "ais_monte_carlo_se": monte_carlo_se_of_mean(torch.cat(diagnostics["mc_se"])),
         "ais_seconds": round(ais_seconds, 3),
         "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
         "seconds": round(time.perf_counter() - start, 3),
@@ -258,7 +267,8 @@ def format_table(result: dict[str, Any]) -> str:
     ais = p["ais"]
     lines.append(
         f"AIS: {ais['steps']} steps ({ais['schedule']}) x {ais['chains']} chains x {ais['leapfrog_steps']} leapfrog, "
-        f"acceptance {d['ais_mean_acceptance']:.2f}, ESS {d['ais_mean_ess']:.2f}/{ais['chains']}; "
+        f"acceptance {d['ais_mean_acceptance']:.2f}, ESS {d['ais_mean_ess']:.2f}/{ais['chains']}, "
+        f"Monte Carlo s.e. {'n/a' if d['ais_monte_carlo_se'] is None else format(d['ais_monte_carlo_se'], '.4f')}; "
         f"{p['n_test']} examples ({p['data'].get('name')}), seed {p['seed']}, {p['device']}, {d['seconds']:.1f} s"
     )
     return "\n".join(lines)
