@@ -71,6 +71,10 @@ class HubNotFound(HubError):
     """A repo, revision or file that the Hub does not have (or hides from this token)."""
 
 
+class HubRepoNotFound(HubNotFound):
+    """The Hub answered that the model's repository does not exist (or is not visible with this token)."""
+
+
 class HubAuthError(HubError):
     """The Hub refused the credentials, or a write needs a token and none was given."""
 

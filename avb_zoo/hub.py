@@ -26,6 +26,7 @@ from avb_zoo.errors import (
     HubAuthError,
     HubError,
     HubNotFound,
+    HubRepoNotFound,
     HubUnreachable,
     ModelNotFound,
 )
@@ -198,7 +199,7 @@ def _hub_call_error(err: Exception, what: str, repo_id: str, revision: str, endp
     if isinstance(err, EntryNotFoundError):
         return HubNotFound(f"{repo_id} at revision {revision!r} has no file {what!r} (on {endpoint})")
     if isinstance(err, RepositoryNotFoundError):
-        return HubNotFound(
+        return HubRepoNotFound(
             f"repository {repo_id} not found on {endpoint} (if it is private, set HF_TOKEN to a token that can read it)"
         )
     if isinstance(err, HfHubHTTPError):
@@ -308,6 +309,12 @@ def fetch(
             located = _download(spec, rev, cache, endpoint, local_only=False, progress=progress)
         except _Unreachable as err:
             unreachable = f"the Hub at {endpoint} could not be reached ({err})"
+        except HubRepoNotFound as err:
+            # A model the package ships but whose repo this endpoint lacks (not yet published, or another
+            # endpoint): the shipped copy is the catalogue's own, hash-checked; an explicit revision is not.
+            if revision is None and spec.local_dir is not None:
+                return _shipped(spec, str(err))
+            raise
     if located is None:
         try:
             located = _download(spec, rev, cache, endpoint, local_only=True, progress=progress)

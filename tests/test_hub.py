@@ -367,3 +367,15 @@ def main_cli():
 def test_sha256_file_streams() -> None:
     path = Path(__file__)
     assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_shipped_model_missing_from_the_hub_is_served_by_the_shipped_copy(
+    hub_server: HubFixture,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # The local Hub has no avb-zoo/toy-avb repo (as the public Hub before the model is published).
+    pulled = fetch("toy-avb-v1", cache_dir=tmp_path / "cache", progress=False)
+    assert pulled.source == "shipped" and "repository avb-zoo/toy-avb not found" in pulled.detail
+    # A revision the user asked for explicitly is not silently replaced by the shipped copy.
+    with pytest.raises(HubNotFound, match="avb-zoo/toy-avb not found"):
+        fetch("toy-avb-v1", revision="main", cache_dir=tmp_path / "cache", progress=False)
