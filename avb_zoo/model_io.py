@@ -7,17 +7,16 @@ a missing, unexpected or mis-shaped tensor is named.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from avb_zoo.config_file import CONFIG_FILE, read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError
 from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
 from avb_zoo.model import FORMAT_VERSION, AVBModel, validate_config
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ADVERSARY_FILE = "adversary.safetensors"
 
@@ -39,23 +38,10 @@ def save(model: AVBModel, folder: str | Path, metadata: dict[str, str] | None = 
     return folder
 
 
-MAX_CONFIG_BYTES = 1 << 20  # a model configuration is a few hundred bytes; refuse to parse a huge file
-
-
 def read_config(folder: str | Path) -> dict[str, Any]:
     """config.json, checked: its size, JSON syntax, format version and every field (errors name the file)."""
     path = Path(folder) / CONFIG_FILE
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is {size:,} bytes; a model config.json is at most {MAX_CONFIG_BYTES:,}")
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_config_json(folder)
     version = config.get("format_version")
     if type(version) is not int:
         raise ConfigError(f"{path}: format_version must be an integer, got {version!r}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from avb_zoo.config_file import read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError
 from avb_zoo.runtime.conventions import CONFIG_FILE
 
@@ -41,14 +41,7 @@ def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:
 def read_model_config(folder: Path) -> dict[str, Any]:
     """config.json of a model folder, with the fields the runtime relies on checked."""
     source = folder / CONFIG_FILE
-    try:
-        config = json.loads(source.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{source} is not valid JSON: {err}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source} must hold a JSON object")
+    config = read_config_json(folder)
     x_dim = _positive_int(config, "x_dim", source)
     _positive_int(config, "latent_dim", source)
     shape = config.get("image_shape")
