@@ -4,8 +4,8 @@
         --mnist runs/mnist-avb-ac runs/mnist-vae [--ais-steps 1000] [--ais-chains 5] [--n-test 2048] [--from-metrics]
 
 Every table states its scale: the training steps each model had and the evaluation protocol. The paper's
-numbers come from shared/reference (section 6); those marked [MEM] are the note-taker's unverified
-recollection of the paper, the others are corroborated. With ``--from-metrics`` the numbers are read from
+numbers marked [MEM] are recalled from the paper and not yet checked against its PDF; the others are
+corroborated by the literature that quotes them. With ``--from-metrics`` the numbers are read from
 each folder's metrics.json (as written by ``avb-zoo eval``) instead of being measured again.
 """
 

@@ -2,7 +2,7 @@
 
 Stdlib only (``http.server``), in memory, bound to 127.0.0.1 on a free port. It implements the endpoints
 that ``HfApi.create_repo / upload_folder / upload_file / create_commit / model_info / list_repo_tree``,
-``hf_hub_download`` and ``snapshot_download`` call (see ``shared/reference/hub-test-server.md``), with
+``hf_hub_download`` and ``snapshot_download`` call, with
 real commits: every commit has a sha, branches point to commits and old commits stay resolvable by full
 or short sha.
 
