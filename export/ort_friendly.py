@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from avb_zoo.networks.encoders import NoiseBasisEncoder
 
@@ -30,7 +31,57 @@ class FastELU(nn.Module):
         return torch.maximum(x, torch.exp(torch.clamp(x, max=0.0)) - 1.0)
 
 
+class SubPixelConvTranspose(nn.Module):
+    """A square-strided ConvTranspose2d as one stride-1 convolution that computes all s*s output phases at once,
+    followed by a pixel shuffle (onnxruntime's ConvTranspose on the CPU took 19 ms where this takes 10 ms for the
+    MNIST decoder's three layers at batch 256, and it does not gain from a second thread).
+
+    Output position o = s*q + r receives x[q + t] * w[p + r - s*t] for every tap t whose kernel index is valid;
+    the convolution's kernel holds those taps for each phase r (zeros elsewhere), in pixel-shuffle channel order.
+    """
+
+    def __init__(self, ct: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        k, s, p, op = ct.kernel_size[0], ct.stride[0], ct.padding[0], ct.output_padding[0]
+        w = ct.weight.detach()  # [in, out, k, k]
+        taps = [t for t in range(-k, k + 1) if any(0 <= p + r - s * t < k for r in range(s))]
+        t_lo, t_hi = min(taps), max(taps)
+        weight = torch.zeros(w.shape[1] * s * s, w.shape[0], t_hi - t_lo + 1, t_hi - t_lo + 1, dtype=w.dtype)
+        for r_h in range(s):
+            for r_w in range(s):
+                for a, t_h in enumerate(range(t_lo, t_hi + 1)):
+                    for b, t_w in enumerate(range(t_lo, t_hi + 1)):
+                        j_h, j_w = p + r_h - s * t_h, p + r_w - s * t_w
+                        if 0 <= j_h < k and 0 <= j_w < k:
+                            weight[r_h * s + r_w :: s * s, :, a, b] = w[:, :, j_h, j_w].T
+        self.weight = nn.Parameter(weight)
+        self.bias = None if ct.bias is None else nn.Parameter(ct.bias.detach().repeat_interleave(s * s))
+        self.k, self.s, self.p, self.op, self.t_lo, self.t_hi = k, s, p, op, t_lo, t_hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w, s = x.shape[2], x.shape[3], self.s
+        h_out = (h - 1) * s - 2 * self.p + self.k + self.op
+        w_out = (w - 1) * s - 2 * self.p + self.k + self.op
+        q_h, q_w = -(-h_out // s), -(-w_out // s)
+        pad_w, pad_h = max(0, q_w - w + self.t_hi), max(0, q_h - h + self.t_hi)
+        x = F.pad(x, (-self.t_lo, pad_w, -self.t_lo, pad_h))
+        y = F.conv2d(x, self.weight, self.bias)[:, :, :q_h, :q_w]
+        return F.pixel_shuffle(y, s)[:, :, :h_out, :w_out]
+
+
+def _square(pair: tuple[int, ...]) -> bool:
+    return len(set(pair)) == 1
+
+
 def _replacement(module: nn.Module) -> nn.Module | None:
+    if (
+        isinstance(module, nn.ConvTranspose2d)
+        and module.groups == 1
+        and module.dilation == (1, 1)
+        and module.padding_mode == "zeros"
+        and all(_square(v) for v in (module.kernel_size, module.stride, module.padding, module.output_padding))
+    ):
+        return SubPixelConvTranspose(module)
     if isinstance(module, nn.Softplus) and module.beta == 1.0 and module.threshold == 20.0:
         return FastSoftplus()
     if isinstance(module, nn.ELU) and module.alpha == 1.0:
@@ -39,7 +90,7 @@ def _replacement(module: nn.Module) -> nn.Module | None:
 
 
 def rewrite_activations(module: nn.Module) -> nn.Module:
-    """Replace Softplus and ELU submodules of ``module`` in place (other activations are kept); returns it."""
+    """Replace Softplus, ELU and ConvTranspose2d submodules of ``module`` in place (others are kept); returns it."""
     for name, child in list(module.named_children()):
         new = _replacement(child)
         if new is not None:

@@ -168,3 +168,21 @@ def test_onnxruntime_friendly_rewrites_compute_the_same_functions():
     x, eps = torch.rand(9, 784, generator=gen), torch.randn(9, encoder.noise_dim, generator=gen)
     with torch.no_grad():
         torch.testing.assert_close(FastBasisEncoder(encoder)(x, eps), encoder(x, eps), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "output_padding", "size"),
+    [(1, 2, 0, 7), (2, 2, 0, 4), (2, 2, 1, 7), (2, 1, 1, 5), (3, 2, 2, 4)],
+)
+def test_sub_pixel_transposed_conv_equals_conv_transpose(
+    stride: int, padding: int, output_padding: int, size: int
+) -> None:
+    from avb_zoo.export.ort_friendly import SubPixelConvTranspose
+
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(3, 4, 5, stride=stride, padding=padding, output_padding=output_padding)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected, got = conv(x), SubPixelConvTranspose(conv)(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)  # float32 sums of at most 3*5*5 products
