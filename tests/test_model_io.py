@@ -11,6 +11,7 @@ import torch
 from onnx_models import MNIST_CONFIG
 from safetensors.torch import load_file, save_file
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
+from zoo_helpers import TINY
 
 from avb_zoo.errors import CheckpointError, ConfigError, OutputError
 from avb_zoo.fileio import read_safetensors
@@ -18,13 +19,7 @@ from avb_zoo.model import AVBModel
 from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
 
 MNIST_AC = MNIST_CONFIG
-TOY_VAE = {
-    "method": "vae",
-    "x_dim": 4,
-    "latent_dim": 2,
-    "encoder": {"name": "gaussian", "hidden": [8]},
-    "decoder": {"name": "bernoulli", "hidden": [8]},
-}
+TOY_VAE = TINY
 
 
 def _trained_looking(config: dict, seed: int = 0) -> AVBModel:

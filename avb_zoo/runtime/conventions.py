@@ -13,8 +13,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from avb_zoo.config_file import CONFIG_FILE  # noqa: F401  (re-exported: the folder layout lives here)
+
 ONNX_DIR = "onnx"
-CONFIG_FILE = "config.json"
 REPORT_FILE = "verification.json"
 
 # graph name -> (input names, output names); every input has a dynamic batch dimension first
