@@ -146,12 +146,11 @@ def build(args: argparse.Namespace, work: Path) -> tuple[torch.nn.Module, Path, 
     """The model measured, saved and exported (parity-checked) into ``work/model``."""
     from avb_zoo.export import export_model
 
-    if args.model:
-        from avb_zoo.model_io import load
+    from avb_zoo.model_io import load, save
 
+    if args.model:
         model, source = load(args.model), str(args.model)
     else:
-        from avb_zoo.model_io import save
         from avb_zoo.recipes import find_recipe
         from avb_zoo.training.trainer import init_model
 

