@@ -43,6 +43,63 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
+LAUNCH_OPTIONS = ("nproc", "nnodes", "rdzv_endpoint", "rdzv_timeout", "max_restarts")
+
+
+def launch_options(command: Any) -> Any:
+    """The options that run a command on several processes (and machines) under torchrun's elastic agent."""
+    options = [
+        click.option("--nproc", type=click.IntRange(min=1), default=None, help="Processes on this machine (torchrun)."),
+        click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True, help="Machines in the run."),
+        click.option("--rdzv-endpoint", default=None, help="HOST:PORT where the machines meet (with --nnodes > 1)."),
+        click.option(
+            "--rdzv-timeout", type=click.IntRange(min=1), default=900, show_default=True, help="Seconds to wait."
+        ),
+        click.option(
+            "--max-restarts",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Times torchrun restarts a failed group (it resumes from the last checkpoint).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def launch_settings(params: dict[str, Any]) -> Any:
+    """LaunchSettings when the launch options ask for torchrun, else None (run in this process)."""
+    from avb_zoo.launch import LaunchSettings
+
+    wanted = params["nproc"] is not None or params["nnodes"] > 1 or params["rdzv_endpoint"] or params["max_restarts"]
+    if not wanted:
+        return None
+    return LaunchSettings(
+        nproc=params["nproc"] or 1,
+        nnodes=params["nnodes"],
+        rdzv_endpoint=params["rdzv_endpoint"],
+        rdzv_timeout=params["rdzv_timeout"],
+        max_restarts=params["max_restarts"],
+    ).validate()
+
+
+def worker_argv(ctx: click.Context) -> list[str]:
+    """This command's own arguments, without the launch options: what each torchrun worker is given."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in LAUNCH_OPTIONS or value is None:
+            continue
+        if isinstance(param, click.Argument):
+            argv.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            argv += [param.opts[0]] if value else []
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
+
+
 @main.command()
 @click.argument("model_id")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/ID).")
@@ -51,11 +108,15 @@ def print_json(obj: Any) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's batch size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's (global) batch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@launch_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
 def train(
+    ctx: click.Context,
     model_id: str,
     out: str | None,
     device: str,
@@ -65,18 +126,39 @@ def train(
     data_dir: str | None,
     batch_size: int | None,
     checkpoint_every: int | None,
+    dtype: str,
     quiet: bool,
     as_json: bool,
+    **launch: Any,
 ) -> None:
-    """Train the catalogue recipe MODEL_ID (e.g. toy-avb) into a run folder."""
+    """Train the catalogue recipe MODEL_ID (e.g. toy-avb) into a run folder.
+
+    With --nproc N the run is data-parallel on N processes (DDP, started by torchrun's elastic agent); the
+    batch stays the global batch and the result does not depend on N beyond rounding.
+    """
+    from pathlib import Path
+
     from avb_zoo.recipes import find_recipe
     from avb_zoo.training.device import resolve_device
+    from avb_zoo.training.trainer import check_resume
     from avb_zoo.training.trainer import train as run_training
 
     recipe = find_recipe(model_id)
+    out = out or f"runs/{recipe.id}"
+    settings = launch_settings(launch)
+    if settings is not None:
+        from avb_zoo.distributed import World
+        from avb_zoo.launch import launch as start
+
+        resolve_device(device)
+        global_batch = batch_size or recipe.train.batch_size
+        World(size=settings.world_size).check_divides(global_batch)
+        check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
+        start("avb_zoo.train", worker_argv(ctx), settings, "training")
+        return
     result = run_training(
         recipe,
-        out or f"runs/{recipe.id}",
+        out,
         device=resolve_device(device),
         max_steps=max_steps,
         seed=seed,
@@ -84,9 +166,20 @@ def train(
         data_dir=data_dir,
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
+        dtype=dtype,
         progress=not quiet and sys.stderr.isatty(),
     )
-    summary = {"id": recipe.id, "out": str(result.out), "step": result.step}
+    if not result.world.is_main:
+        return
+    summary = {
+        "id": recipe.id,
+        "out": str(result.out),
+        "step": result.step,
+        "processes": result.world.size,
+        "steps_run": result.steps_run,
+        "seconds": round(result.seconds, 3),
+        "examples_per_second": round(result.examples_per_second, 1),
+    }
     if result.last is not None:
         summary.update(primal_loss=result.last.primal, adversary_loss=result.last.adversary, elbo=result.last.elbo)
     if as_json:

@@ -101,3 +101,8 @@ class ProviderError(AVBZooError):
 
 class EvaluationError(AVBZooError):
     """Evaluation settings out of range, or an evaluation whose result cannot be trusted (non-finite values)."""
+
+
+class LaunchError(AVBZooError):
+    """A multi-process run that could not start or did not finish: bad launch settings, a failed worker,
+    a rendezvous that timed out."""

@@ -10,9 +10,11 @@ the primal objective flows through z alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from avb_zoo.model import AVBModel
@@ -62,14 +64,45 @@ def contrast_inputs(
     the exact log-density of the contrast actually used and finite when Var -> 0.)
     Plain AVB: the contrast is the prior, z~ = z and the correction is zero.
     """
-    if not model.adaptive_contrast:
-        z = model.encoder(x, eps)
+    return encoder_contrast_inputs(model.encoder, model.adaptive_contrast, x, eps)
+
+
+def encoder_contrast_inputs(
+    encoder: nn.Module, adaptive_contrast: bool, x: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`contrast_inputs` from the encoder alone (what the trainer's primal player runs)."""
+    if not adaptive_contrast:
+        z = encoder(x, eps)
         return z, z, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-    z, mean, var = model.encoder.sample_and_moments(x, eps)
+    z, mean, var = encoder.sample_and_moments(x, eps)
     s2 = var.detach() + VARIANCE_FLOOR
     z_tilde = (z - mean.detach()) / s2.sqrt()
     log_r = -0.5 * (z_tilde.square() + s2.log() + LOG_2PI).sum(1)
     return z, z_tilde, log_r - log_standard_normal(z)
+
+
+def avb_primal_terms(
+    encoder: nn.Module, decoder: nn.Module, adaptive_contrast: bool, x: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the adversary's view of z, log r(z) - log p(z), -log p(x|z)): everything AVB needs from encoder and decoder."""
+    z, z_view, correction = encoder_contrast_inputs(encoder, adaptive_contrast, x, eps)
+    return z_view, correction, decoder.nll(x, z)
+
+
+def avb_losses_from_terms(
+    terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    adversary: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    z_contrast: torch.Tensor,
+    loss_scale: float = 1.0,
+) -> Losses:
+    """AVB's losses from :func:`avb_primal_terms` and the adversary T(x, z)."""
+    z_view, correction, rec = terms
+    t_q = adversary(x, z_view)
+    t_p = adversary(x, z_contrast)
+    kl = t_q + correction  # T estimates log q - log r; adding log r - log p gives log q - log p
+    primal = loss_scale * (rec + kl).mean()
+    return Losses(primal, adversary_loss(t_q, t_p), rec.detach(), kl.detach())
 
 
 def avb_losses(
@@ -77,21 +110,24 @@ def avb_losses(
 ) -> Losses:
     """AVB / AVB+AC losses on one minibatch (x, encoder noise eps, contrast samples z_contrast ~ N(0, I))."""
     assert model.adversary is not None
-    z, z_view, log_ratio_correction = contrast_inputs(model, x, eps)
-    t_q = model.adversary(x, z_view)
-    t_p = model.adversary(x, z_contrast)
-    kl = t_q + log_ratio_correction  # T estimates log q - log r; adding log r - log p gives log q - log p
-    rec = model.nll(x, z)
-    primal = loss_scale * (rec + kl).mean()
-    return Losses(primal, adversary_loss(t_q, t_p), rec.detach(), kl.detach())
+    terms = avb_primal_terms(model.encoder, model.decoder, model.adaptive_contrast, x, eps)
+    return avb_losses_from_terms(terms, model.adversary, x, z_contrast, loss_scale)
 
 
-def adversary_only_loss(model: AVBModel, x: torch.Tensor, eps: torch.Tensor, z_contrast: torch.Tensor) -> torch.Tensor:
-    """The adversary's loss with the encoder held fixed (extra adversary steps)."""
+def adversary_only_loss(
+    model: AVBModel,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    z_contrast: torch.Tensor,
+    adversary: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The adversary's loss with the encoder held fixed (extra adversary steps); ``adversary`` defaults to the
+    model's own (the trainer passes its DDP-wrapped one)."""
     assert model.adversary is not None
+    adversary = adversary or model.adversary
     with torch.no_grad():
         _, z_view, _ = contrast_inputs(model, x, eps)
-    return adversary_loss(model.adversary(x, z_view), model.adversary(x, z_contrast))
+    return adversary_loss(adversary(x, z_view), adversary(x, z_contrast))
 
 
 def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
@@ -99,11 +135,20 @@ def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     return 0.5 * (-1.0 - 2.0 * log_sigma + (2.0 * log_sigma).exp() + mu.square()).sum(1)
 
 
+def vae_terms(
+    encoder: nn.Module, decoder: nn.Module, x: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(-log p(x|z), analytic KL) per example, z reparameterised with the given noise."""
+    mu, log_sigma = encoder.gaussian(x)
+    z = mu + log_sigma.exp() * eps
+    return decoder.nll(x, z), gaussian_kl(mu, log_sigma)
+
+
+def vae_losses_from_terms(terms: tuple[torch.Tensor, torch.Tensor], loss_scale: float = 1.0) -> Losses:
+    rec, kl = terms
+    return Losses(loss_scale * (rec + kl).mean(), None, rec.detach(), kl.detach())
+
+
 def vae_losses(model: AVBModel, x: torch.Tensor, eps: torch.Tensor, loss_scale: float = 1.0) -> Losses:
     """The VAE's negative ELBO with the analytic KL, reparameterised with the given noise."""
-    mu, log_sigma = model.encoder.gaussian(x)
-    z = mu + log_sigma.exp() * eps
-    kl = gaussian_kl(mu, log_sigma)
-    rec = model.nll(x, z)
-    primal = loss_scale * (rec + kl).mean()
-    return Losses(primal, None, rec.detach(), kl.detach())
+    return vae_losses_from_terms(vae_terms(model.encoder, model.decoder, x, eps), loss_scale)

@@ -17,11 +17,13 @@ import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.step as step_module
+from avb_zoo.distributed import World
 from avb_zoo.errors import AVBZooError, CheckpointError, DataError, OutputError, TrainingDiverged
 from avb_zoo.fileio import read_safetensors
 from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load
 from avb_zoo.recipes import find_recipe
 from avb_zoo.training.checkpoint import STATE_FILE, read_run_info
+from avb_zoo.training.players import make_players
 from avb_zoo.training.step import compute_losses, make_optimizers, train_step
 from avb_zoo.training.trainer import init_model, train
 
@@ -167,8 +169,8 @@ def _nan_at(monkeypatch, bad_step: int, finite_loss: bool) -> None:
     """Make step ``bad_step`` go wrong: a NaN loss, or a finite loss whose gradient is NaN."""
     real = step_module.compute_losses
 
-    def patched(model, x, seed, step, settings):
-        losses = real(model, x, seed, step, settings)
+    def patched(model, players, x, seed, step, settings, rows=None):
+        losses = real(model, players, x, seed, step, settings, rows)
         if step == bad_step:
             if finite_loss:  # sqrt'(0) = inf times 0: the value stays finite, the gradient is NaN
                 p = next(model.encoder.parameters())
@@ -244,7 +246,7 @@ def test_train_step_differentiates_each_loss_only_for_its_own_player():
     before = copy.deepcopy(model)
     optimizers = make_optimizers(model, settings)
     x = torch.eye(4)[torch.arange(32) % 4]
-    losses = compute_losses(before, x, 5, 0, settings)
+    losses = compute_losses(before, make_players(before, World()), x, 5, 0, settings)
     primal_params = [*before.encoder.parameters(), *before.decoder.parameters()]
     want_primal = torch.autograd.grad(losses.primal, primal_params, retain_graph=True)
     want_adv = torch.autograd.grad(losses.adversary, list(before.adversary.parameters()))
@@ -254,7 +256,8 @@ def test_train_step_differentiates_each_loss_only_for_its_own_player():
     for got, want in zip([*got_primal, *got_adv], [*want_primal, *want_adv], strict=True):
         assert torch.equal(got, want)
     # the primal gradient really reaches the adversary's parameters if nobody stops it: the split matters
-    leaked = torch.autograd.grad(compute_losses(before, x, 5, 0, settings).primal, list(before.adversary.parameters()))
+    again = compute_losses(before, make_players(before, World()), x, 5, 0, settings)
+    leaked = torch.autograd.grad(again.primal, list(before.adversary.parameters()))
     assert max(g.abs().max() for g in leaked) > 0
     # Adam moved every parameter that got a gradient (the residual blocks' inner layers get none on the first step:
     # their outer layers start at zero)

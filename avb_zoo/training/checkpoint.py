@@ -29,8 +29,10 @@ class RunInfo:
 
     recipe_id: str
     seed: int
-    batch_size: int
+    batch_size: int  # the global batch, whatever the number of processes
     step: int
+    dtype: str = "float32"
+    launch_id: str = ""  # torchrun's rendezvous id of the launch that wrote it ("" outside torchrun)
 
 
 def save_training_state(
@@ -49,6 +51,8 @@ def save_training_state(
         "seed": str(info.seed),
         "batch_size": str(info.batch_size),
         "step": str(info.step),
+        "dtype": info.dtype,
+        "launch_id": info.launch_id,
         "param_groups": json.dumps(groups),
     }
     save_safetensors(folder / STATE_FILE, tensors, metadata)
@@ -61,7 +65,14 @@ def read_run_info(folder: Path) -> RunInfo:
 
 def _info(meta: dict[str, str], folder: Path) -> RunInfo:
     try:
-        return RunInfo(meta["recipe_id"], int(meta["seed"]), int(meta["batch_size"]), int(meta["step"]))
+        return RunInfo(
+            meta["recipe_id"],
+            int(meta["seed"]),
+            int(meta["batch_size"]),
+            int(meta["step"]),
+            meta.get("dtype", "float32"),
+            meta.get("launch_id", ""),
+        )
     except (KeyError, ValueError):
         raise CheckpointError(f"{folder / STATE_FILE} lacks the run's step, seed or recipe id") from None
 

@@ -12,15 +12,22 @@ from dataclasses import dataclass
 
 import torch
 
+from avb_zoo.distributed import World, mean_over_ranks
 from avb_zoo.model import AVBModel
-from avb_zoo.objectives import Losses, adversary_only_loss, avb_losses, vae_losses
+from avb_zoo.objectives import (
+    Losses,
+    adversary_only_loss,
+    avb_losses_from_terms,
+    vae_losses_from_terms,
+)
 from avb_zoo.recipes import TrainSettings
 from avb_zoo.rng import keyed_generator
+from avb_zoo.training.players import Players, make_players
 
 
 @dataclass
 class StepResult:
-    """What one step reports (floats, already synchronised)."""
+    """What one step reports: the global batch's losses (means over ranks of each rank's means)."""
 
     primal: float
     adversary: float
@@ -43,25 +50,42 @@ def make_optimizers(model: AVBModel, settings: TrainSettings) -> dict[str, torch
 
 
 def draw_noise(
-    model: AVBModel, seed: int, step: int, batch_size: int, sub: int = 0
+    model: AVBModel, seed: int, step: int, batch_size: int, sub: int = 0, rows: slice | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder noise and contrast samples of a step, keyed by (seed, step[, sub-step])."""
-    eps = model.sample_noise(batch_size, keyed_generator(seed, step, sub, "eps"))
-    z_contrast = model.sample_prior(batch_size, keyed_generator(seed, step, sub, "contrast"))
+    """Encoder noise and contrast samples of a step, keyed by (seed, step[, sub-step]).
+
+    Drawn for the whole global batch of ``batch_size`` rows and cut to ``rows`` (this rank's share), so every
+    example sees the same noise whatever the number of processes.
+    """
+    rows = rows or slice(0, batch_size)
+    eps = model.sample_noise(batch_size, keyed_generator(seed, step, sub, "eps"))[rows]
+    z_contrast = model.sample_prior(batch_size, keyed_generator(seed, step, sub, "contrast"))[rows]
     return eps, z_contrast
 
 
-def _set_grads(params: list[torch.nn.Parameter], loss: torch.Tensor, retain: bool) -> None:
-    grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
+def _backward(loss: torch.Tensor, params: list[torch.nn.Parameter], retain: bool) -> None:
+    """Gradients of ``loss`` into ``params`` alone (a DDP-wrapped player averages them across ranks here)."""
+    for p in params:
+        p.grad = None
+    loss.backward(inputs=params, retain_graph=retain)
 
 
-def compute_losses(model: AVBModel, x: torch.Tensor, seed: int, step: int, settings: TrainSettings) -> Losses:
-    eps, z_contrast = draw_noise(model, seed, step, x.shape[0])
+def compute_losses(
+    model: AVBModel,
+    players: Players,
+    x: torch.Tensor,
+    seed: int,
+    step: int,
+    settings: TrainSettings,
+    rows: slice | None = None,
+) -> Losses:
+    """The step's losses on this rank's rows ``x`` (``rows`` of the global batch of ``settings.batch_size``)."""
+    eps, z_contrast = draw_noise(model, seed, step, settings.batch_size, rows=rows)
+    terms = players.primal(x, eps)
     if model.method == "vae":
-        return vae_losses(model, x, eps, settings.loss_scale)
-    return avb_losses(model, x, eps, z_contrast, settings.loss_scale)
+        return vae_losses_from_terms(terms, settings.loss_scale)
+    assert players.adversary is not None
+    return avb_losses_from_terms(terms, players.adversary, x, z_contrast, settings.loss_scale)
 
 
 def train_step(
@@ -71,26 +95,33 @@ def train_step(
     seed: int,
     step: int,
     settings: TrainSettings,
+    players: Players | None = None,
+    world: World | None = None,
 ) -> StepResult:
-    """One iteration; returns the losses. Nothing is updated when a loss is not finite."""
-    losses = compute_losses(model, x, seed, step, settings)
-    result = StepResult(
-        primal=losses.primal.item(),
-        adversary=losses.adversary.item() if losses.adversary is not None else 0.0,
-        elbo=losses.elbo.mean().item(),
-        rec=losses.rec.mean().item(),
-    )
+    """One iteration on this rank's share ``x`` of the step's global batch; returns the global batch's losses.
+
+    Nothing is updated when a loss is not finite on any rank (every rank takes the same decision).
+    """
+    world = world or World()
+    players = players or make_players(model, world)
+    rows = world.shard(settings.batch_size)
+    losses = compute_losses(model, players, x, seed, step, settings, rows)
+    adversary_value = losses.adversary.detach() if losses.adversary is not None else losses.primal.new_zeros(())
+    reported = torch.stack([losses.primal.detach(), adversary_value, losses.elbo.mean(), losses.rec.mean()])
+    primal, adversary, elbo, rec = mean_over_ranks(reported, world).tolist()
+    result = StepResult(primal=primal, adversary=adversary, elbo=elbo, rec=rec)
     if not result.finite():
         return result
     primal_params = optimizers["primal"].param_groups[0]["params"]
-    _set_grads(primal_params, losses.primal, retain=losses.adversary is not None)
+    _backward(losses.primal, primal_params, retain=losses.adversary is not None)
     if losses.adversary is not None:
-        _set_grads(optimizers["adversary"].param_groups[0]["params"], losses.adversary, retain=False)
+        _backward(losses.adversary, optimizers["adversary"].param_groups[0]["params"], retain=False)
         optimizers["adversary"].step()
     optimizers["primal"].step()
     for sub in range(1, settings.adversary_steps if model.adversary is not None else 1):
-        eps, z_contrast = draw_noise(model, seed, step, x.shape[0], sub)
-        loss = adversary_only_loss(model, x, eps, z_contrast)
-        _set_grads(optimizers["adversary"].param_groups[0]["params"], loss, retain=False)
+        assert players.adversary is not None
+        eps, z_contrast = draw_noise(model, seed, step, settings.batch_size, sub, rows)
+        loss = adversary_only_loss(model, x, eps, z_contrast, players.adversary)
+        _backward(loss, optimizers["adversary"].param_groups[0]["params"], retain=False)
         optimizers["adversary"].step()
     return result

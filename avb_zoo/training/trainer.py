@@ -8,14 +8,16 @@ with TrainingDiverged and leaves the last good checkpoint in place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from avb_zoo.distributed import World, join_world, launch_id, restart_count, world_device
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from avb_zoo.fileio import ensure_writable_dir
 from avb_zoo.model import AVBModel
@@ -30,6 +32,7 @@ from avb_zoo.training.checkpoint import (
     read_run_info,
     save_training_state,
 )
+from avb_zoo.training.players import make_players
 from avb_zoo.training.step import StepResult, make_optimizers, train_step
 
 
@@ -39,6 +42,15 @@ class TrainResult:
     out: Path
     step: int
     last: StepResult | None
+    world: World = field(default_factory=World)
+    steps_run: int = 0  # steps taken by this call (a resumed run starts part-way)
+    seconds: float = 0.0  # wall time of those steps, checkpoints included
+    batch_size: int = 0  # the global batch
+
+    @property
+    def examples_per_second(self) -> float:
+        """Global-batch examples per second over the steps of this call."""
+        return self.steps_run * self.batch_size / self.seconds if self.seconds > 0 else 0.0
 
 
 def init_model(recipe: Recipe, seed: int) -> AVBModel:
@@ -54,7 +66,26 @@ def finite_state(model: AVBModel) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
-def _check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size: int) -> None:
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _resolve_dtype(dtype: str | torch.dtype) -> tuple[str, torch.dtype]:
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ConfigError(f"unknown dtype {str(dtype)!r}: use one of {sorted(DTYPES)}")
+    return name, DTYPES[name]
+
+
+def resolve_resume(out: Path, resume: bool) -> bool:
+    """Whether this process continues the run in ``out``: when asked, or when torchrun's elastic agent has
+    restarted the group of the launch that wrote the checkpoint (the same rendezvous id)."""
+    if resume or restart_count() == 0 or not (out / STATE_FILE).exists():
+        return resume
+    return bool(launch_id()) and read_run_info(out).launch_id == launch_id()
+
+
+def check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size: int, dtype: str = "float32") -> None:
+    """The run folder agrees with the request: empty for a new run, the same run for ``resume``."""
     has_state = (out / STATE_FILE).exists()
     if has_state and not resume:
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -68,6 +99,7 @@ def _check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size
                 ("recipe", info.recipe_id, recipe.id),
                 ("seed", info.seed, seed),
                 ("batch size", info.batch_size, batch_size),
+                ("dtype", info.dtype, dtype),
             )
             if saved != asked
         ]
@@ -87,6 +119,7 @@ def train(
     data: Any = None,
     batch_size: int | None = None,
     checkpoint_every: int | None = None,
+    dtype: str | torch.dtype = "float32",
     progress: bool = True,
     on_step: Callable[[int, StepResult], None] | None = None,
 ) -> TrainResult:
@@ -94,6 +127,10 @@ def train(
 
     ``max_steps`` stops early (the run can be resumed later); ``data`` replaces the recipe's data set with
     user images ([N, D] floats in [0, 1] or uint8). ``on_step(step, result)`` is called after every step.
+
+    Under torchrun every process calls this with the same arguments: the batch size is the global batch,
+    split evenly across ranks, every random draw is keyed by (seed, step) for the whole global batch, rank 0
+    alone writes the folder, and a group restarted by torchrun's elastic agent resumes from the checkpoint.
     """
     recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
     settings = recipe.train
@@ -102,34 +139,45 @@ def train(
     if checkpoint_every is not None:
         settings = replace(settings, checkpoint_every=checkpoint_every)
     settings.check(recipe.id)
+    dtype_name, torch_dtype = _resolve_dtype(dtype)
     if max_steps is not None and max_steps < 0:
         raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
     total = settings.steps if max_steps is None else min(settings.steps, max_steps)
-    out = ensure_writable_dir(out)
-    _check_resume(out, resume, recipe, seed, settings.batch_size)
+    world = join_world(device)
+    world.check_divides(settings.batch_size)
+    device = world_device(torch.device(device), world)
+    out = ensure_writable_dir(out) if world.is_main else Path(out)
+    resume = resolve_resume(out, resume)
+    check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name)
 
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(
             f"the data have {source.x_dim} values per example; {recipe.id} expects {recipe.model['x_dim']}"
         )
-    model = init_model(recipe, seed).to(device).train()
+    model = init_model(recipe, seed).to(device, torch_dtype).train()
     optimizers = make_optimizers(model, settings)
     step = load_training_state(out, model, optimizers).step if resume else 0
+    players = make_players(model, world)  # collective: every rank has passed the checks above
+    rows = world.shard(settings.batch_size)
+    run_info = RunInfo(recipe.id, seed, settings.batch_size, 0, dtype_name, launch_id())
 
     def checkpoint(at: int) -> None:
-        save_training_state(out, model, optimizers, RunInfo(recipe.id, seed, settings.batch_size, at))
-        save(model, out, {"recipe_id": recipe.id, "step": str(at), "seed": str(seed)})
+        if world.is_main:
+            save_training_state(out, model, optimizers, replace(run_info, step=at))
+            save(model, out, {"recipe_id": recipe.id, "step": str(at), "seed": str(seed)})
 
-    if step == 0:
+    if step == 0 and not resume:
         checkpoint(0)
     last: StepResult | None = None
-    last_saved = step
-    bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not progress, dynamic_ncols=True)
+    last_saved = first_step = step
+    started = time.perf_counter()
+    show = progress and world.is_main
+    bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not show, dynamic_ncols=True)
     try:
         while step < total:
-            x = source.batch(seed, step, settings.batch_size).to(device)
-            result = train_step(model, optimizers, x, seed, step, settings)
+            x = source.batch(seed, step, settings.batch_size)[rows].to(device, torch_dtype)
+            result = train_step(model, optimizers, x, seed, step, settings, players, world)
             if not result.finite():
                 raise TrainingDiverged(
                     f"{recipe.id}: the loss became non-finite at step {step} (primal {result.primal}, adversary "
@@ -152,4 +200,5 @@ def train(
                 bar.set_postfix(primal=f"{result.primal:.4g}", adv=f"{result.adversary:.3f}", elbo=f"{result.elbo:.3f}")
     finally:
         bar.close()
-    return TrainResult(model.eval(), out, step, last)
+    seconds = time.perf_counter() - started
+    return TrainResult(model.eval(), out, step, last, world, step - first_step, seconds, settings.batch_size)
