@@ -453,9 +453,12 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw (keyed per example).")
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
+@launch_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and protocol as one JSON object.")
+@click.pass_context
 def eval_model(
+    ctx: click.Context,
     id_or_dir: str,
     ais_steps: int,
     ais_chains: int,
@@ -470,10 +473,16 @@ def eval_model(
     no_write: bool,
     quiet: bool,
     as_json: bool,
+    **launch: Any,
 ) -> None:
-    """Evaluate a model folder or zoo id: AIS log-likelihood, ELBO, reconstruction error (-> metrics.json)."""
+    """Evaluate a model folder or zoo id: AIS log-likelihood, ELBO, reconstruction error (-> metrics.json).
+
+    With --nproc N the test batches are shared out between N processes (started by torchrun's elastic
+    agent); the metrics equal those of one process, only the timings and protocol.processes differ.
+    """
+    from avb_zoo.distributed import join_world, leave_world
     from avb_zoo.evaluation.ais import AISSettings
-    from avb_zoo.evaluation.evaluate import EvalSettings, evaluate_folder, format_table
+    from avb_zoo.evaluation.evaluate import EvalSettings, check_evaluation, evaluate_folder, format_table
 
     settings = EvalSettings(
         ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog_steps=ais_leapfrog, schedule=ais_schedule),
@@ -484,7 +493,21 @@ def eval_model(
         device=device,
         data_dir=data_dir,
     )
-    result, path = evaluate_folder(id_or_dir, settings, write=not no_write, progress=not quiet and sys.stderr.isatty())
+    launch_with = launch_settings(launch)
+    if launch_with is not None:
+        from avb_zoo.launch import launch as start
+
+        check_evaluation(id_or_dir, settings)
+        start("avb_zoo.eval", worker_argv(ctx), launch_with, "evaluation")
+        return
+    try:
+        result, path = evaluate_folder(
+            id_or_dir, settings, write=not no_write, progress=not quiet and sys.stderr.isatty()
+        )
+        if not join_world(device).is_main:  # the group joined by evaluate_folder: rank 0 alone prints
+            return
+    finally:
+        leave_world()
     if as_json:
         print_json(result)
         return

@@ -4,6 +4,11 @@ The result is one JSON object (``log_likelihood``, ``log_likelihood_se``, ``elbo
 ..., ``protocol``) written atomically to ``metrics.json`` beside the weights. Means and standard errors are
 over test examples (std / sqrt(n)); every example's randomness is keyed by (seed, example index), so the
 numbers do not depend on the batch size or on how the examples are split between processes.
+
+Under torchrun each process evaluates whole batches of the one-process batching, batch b on rank b % size,
+and the per-example values are gathered back in batch order: every metric, standard error and AIS
+diagnostic equals the one-process result (bitwise on the same machine). Only the timings in
+``diagnostics`` (RUN_DEPENDENT) and ``protocol["processes"]`` differ; :func:`comparable` drops them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from avb_zoo.errors import CheckpointError, EvaluationError
+from avb_zoo.distributed import World, gather_objects, join_world, world_device
+from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
 from avb_zoo.evaluation.metrics import (
@@ -29,12 +35,15 @@ from avb_zoo.evaluation.metrics import (
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.fileio import atomic_write_json
 from avb_zoo.model import AVBModel
-from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load
+from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, read_config
 
 METRICS_FILE = "metrics.json"
 QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
 AUTHORS_ELBO_DRAWS = 25_600  # 200 batches x 128 in the authors' test script
 MAX_ELBO_SAMPLES = 1000
+# What may differ between two evaluations of the same model with the same settings: the timings, and the
+# number of processes that shared the work.
+RUN_DEPENDENT = {"diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds"), "protocol": ("processes",)}
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
     "estimate": "estimate, not a bound (the adversary's KL)",
@@ -116,6 +125,22 @@ def _summarise(per_example: dict[str, torch.Tensor]) -> dict[str, float | None]:
     return out
 
 
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` without its RUN_DEPENDENT fields: equal for any two runs of the same evaluation."""
+    out = dict(result)
+    for section, keys in RUN_DEPENDENT.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+    return out
+
+
+def in_batch_order(per_rank: list[list[Any]], count: int) -> list[Any]:
+    """The ``count`` batches in one-process order, from each rank's own in the order it ran them: batch b was
+    the (b // size)-th batch of rank b % size."""
+    size = len(per_rank)
+    return [per_rank[b % size][b // size] for b in range(count)]
+
+
 def evaluate(
     model: AVBModel,
     settings: EvalSettings,
@@ -127,10 +152,14 @@ def evaluate(
     """All metrics of ``model`` (moved to ``settings.device``) on its test data or on ``data`` [N, x_dim].
 
     ``has_adversary=False`` marks an AVB model whose adversary was not loaded: its ELBO estimate is then
-    left out (null) rather than computed with an untrained adversary.
+    left out (null) rather than computed with an untrained adversary. Under torchrun every process calls
+    this with the same arguments and gets the same result (see the module's docstring).
     """
     settings.validate()
-    device = torch.device(settings.device)
+    world = join_world(settings.device)
+    device = world_device(torch.device(settings.device), world)
+    if device.type == "cuda" and world.distributed:
+        torch.cuda.set_device(device)  # NCCL's object gathers use the current device
     model = model.to(device).eval()
     method = model.method
     if has_adversary is None or method == "vae":
@@ -138,13 +167,13 @@ def evaluate(
     test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
-    columns: dict[str, list[torch.Tensor]] = {}
-    diagnostics: dict[str, list[torch.Tensor]] = {"acceptance": [], "step_size": [], "ess": [], "mc_se": []}
     start = time.perf_counter()
     ais_seconds = 0.0
     n = test.x.shape[0]
-    batches = range(0, n, settings.batch_size)
-    for lo in tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True):
+    starts = range(0, n, settings.batch_size)
+    mine: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (columns, diagnostics) per batch
+    show = progress and world.is_main
+    for lo in tqdm(starts[world.rank :: world.size], desc="eval", disable=not show, dynamic_ncols=True):
         x = test.x[lo : lo + settings.batch_size].to(device)
         idx = test.indices[lo : lo + settings.batch_size]
         terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
@@ -154,17 +183,24 @@ def evaluate(
         ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
         ais_seconds += time.perf_counter() - t0
         terms["log_likelihood"] = ais.log_likelihood
-        diagnostics["acceptance"].append(ais.acceptance)
-        diagnostics["step_size"].append(ais.step_size)
-        diagnostics["ess"].append(ais.effective_sample_size)
-        diagnostics["mc_se"].append(ais.monte_carlo_se)
         if method == "vae":
             terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
         if exact:
             terms["exact_log_likelihood"] = quadrature_log_likelihood(model, x)
-        for name, values in terms.items():
-            columns.setdefault(name, []).append(values.detach().double().cpu())
-    per_example = {k: torch.cat(v) for k, v in columns.items()}
+        diagnostics = {
+            "acceptance": ais.acceptance,
+            "step_size": ais.step_size,
+            "ess": ais.effective_sample_size,
+            "mc_se": ais.monte_carlo_se,
+        }
+        mine.append(
+            ({k: v.detach().double().cpu() for k, v in terms.items()}, {k: v.cpu() for k, v in diagnostics.items()})
+        )
+    ranks = gather_objects((mine, ais_seconds), world)
+    batches = in_batch_order([done for done, _ in ranks], len(starts))
+    per_example = {k: torch.cat([columns[k] for columns, _ in batches]) for k in batches[0][0]}
+    diagnostics = {k: torch.cat([diag[k] for _, diag in batches]) for k in batches[0][1]}
+    ais_seconds = max(seconds for _, seconds in ranks)  # the group waits for its slowest process
     for name, values in per_example.items():
         if not torch.isfinite(values).all():
             raise EvaluationError(f"{name} is not finite for some test examples: the model's outputs are not finite")
@@ -173,17 +209,18 @@ def evaluate(
     ais_work = n * settings.ais.chains * settings.ais.leapfrog_steps * max(settings.ais.steps - 1, 1)
     result["elbo_kind"] = ELBO_KINDS["bound" if method == "vae" else ("estimate" if has_adversary else "none")]
     result["diagnostics"] = {
-        "ais_mean_acceptance": float(torch.cat(diagnostics["acceptance"]).mean()),
-        "ais_final_step_size": float(torch.cat(diagnostics["step_size"]).mean()),
-        "ais_mean_ess": float(torch.cat(diagnostics["ess"]).mean()),
-        "ais_monte_carlo_se": monte_carlo_se_of_mean(torch.cat(diagnostics["mc_se"])),
+        "ais_mean_acceptance": float(diagnostics["acceptance"].mean()),
+        "ais_final_step_size": float(diagnostics["step_size"].mean()),
+        "ais_mean_ess": float(diagnostics["ess"].mean()),
+        "ais_monte_carlo_se": monte_carlo_se_of_mean(diagnostics["mc_se"]),
         "ais_seconds": round(ais_seconds, 3),
         "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
         "seconds": round(time.perf_counter() - start, 3),
     }
     result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
-    result["protocol"] = protocol(model, settings, test, exact, device)
+    result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device))
     result["protocol"]["elbo_samples"] = elbo_samples
+    result["protocol"]["processes"] = world.size
     return result
 
 
@@ -219,27 +256,54 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
     return out
 
 
+def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
+    """The model folder of ID_OR_DIR, after the checks that are cheap before starting any process: the
+    settings, the device, the folder (or id), its configuration and its test data."""
+    settings.validate()
+    from avb_zoo.training.device import resolve_device
+
+    resolve_device(settings.device)
+    folder, _ = resolve_model_folder(id_or_dir)
+    load_test_set(read_config(folder), settings.n_test, settings.seed, settings.data_dir)
+    return folder
+
+
 def evaluate_folder(
     id_or_dir: str | Path, settings: EvalSettings, *, write: bool = True, progress: bool = False
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate the model of ID_OR_DIR; for a model folder of the user's, write metrics.json beside its weights.
 
     Returns the metrics and the path written (None when nothing was: ``write=False``, or a zoo id whose
-    folder lives in the Hub cache or the package).
+    folder lives in the Hub cache or the package). Under torchrun rank 0 alone writes the file, and every
+    rank returns once it is written.
     """
     settings.validate()
     from avb_zoo.training.device import resolve_device
 
     device = resolve_device(settings.device)
+    world = join_world(device)
     folder, own = resolve_model_folder(id_or_dir)
-    model = load(folder, device=device)
+    model = load(folder, device=world_device(device, world))
     has_adversary = model.adversary is not None and (folder / ADVERSARY_FILE).is_file()
-    result = evaluate(model, settings, has_adversary=has_adversary, progress=progress)
+    result = evaluate(model, settings, has_adversary=has_adversary, progress=progress and world.is_main)
     if not (write and own):
         return result, None
     path = folder / METRICS_FILE
-    atomic_write_json(path, result)
+    _write_on_main(path, result, world)
     return result, path
+
+
+def _write_on_main(path: Path, result: dict[str, Any], world: World) -> None:
+    """Rank 0 writes ``path``; every rank returns once it is written, or raises rank 0's error."""
+    failure: AVBZooError | None = None
+    if world.is_main:
+        try:
+            atomic_write_json(path, result)
+        except AVBZooError as err:
+            failure = err
+    failure = gather_objects(failure, world)[0]
+    if failure is not None:
+        raise failure
 
 
 ROWS = (
