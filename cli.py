@@ -156,26 +156,34 @@ def train(
         check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
         start("avb_zoo.train", worker_argv(ctx), settings, "training")
         return
-    result = run_training(
-        recipe,
-        out,
-        device=resolve_device(device),
-        max_steps=max_steps,
-        seed=seed,
-        resume=resume,
-        data_dir=data_dir,
-        batch_size=batch_size,
-        checkpoint_every=checkpoint_every,
-        dtype=dtype,
-        progress=not quiet and sys.stderr.isatty(),
-    )
+    from avb_zoo.distributed import leave_world
+
+    try:
+        result = run_training(
+            recipe,
+            out,
+            device=resolve_device(device),
+            max_steps=max_steps,
+            seed=seed,
+            resume=resume,
+            data_dir=data_dir,
+            batch_size=batch_size,
+            checkpoint_every=checkpoint_every,
+            dtype=dtype,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+    finally:
+        leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
     if not result.world.is_main:
         return
+    from avb_zoo.distributed import restart_count
+
     summary = {
         "id": recipe.id,
         "out": str(result.out),
         "step": result.step,
         "processes": result.world.size,
+        "restarts": restart_count(),
         "steps_run": result.steps_run,
         "seconds": round(result.seconds, 3),
         "examples_per_second": round(result.examples_per_second, 1),

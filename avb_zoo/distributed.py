@@ -81,9 +81,29 @@ def join_world(device: torch.device | str = "cpu") -> World:
         if not launched_by_torchrun():
             return World()
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
-        dist.init_process_group(backend)
+        rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group(backend, store=_attempt_store(rank, size), rank=rank, world_size=size)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     return World(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _attempt_store(rank: int, size: int) -> torch.distributed.Store:
+    """torchrun's store, under a prefix of its own for each restart of the group.
+
+    By default the elastic agent shares one TCPStore across restarts, so the processes of a restarted group
+    could read the addresses that the killed processes published there and fail to connect; the prefix
+    keeps each attempt's keys apart.
+    """
+    dist = torch.distributed
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        size,
+        is_master=rank == 0 and not agent_hosts_it,
+        multi_tenant=True,
+    )
+    return dist.PrefixStore(f"avb-zoo/attempt-{restart_count()}/", store)
 
 
 def leave_world() -> None:
