@@ -54,7 +54,7 @@ def adversary_loss(t_q: torch.Tensor, t_p: torch.Tensor) -> torch.Tensor:
 
 
 def contrast_inputs(
-    model: AVBModel, x: torch.Tensor, eps: torch.Tensor
+    model: AVBModel, x: torch.Tensor, eps: torch.Tensor, moment_eps: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, the adversary's view of z, log r(z) - log p(z)) for plain AVB or Adaptive Contrast.
 
@@ -62,19 +62,24 @@ def contrast_inputs(
     contrast r is N(mu, s^2), so log r(z) = -1/2 sum(z~^2 + log s^2 + log 2 pi). (The reference code writes
     log Var instead of log s^2 here; that constant does not change any gradient, and log s^2 makes the value
     the exact log-density of the contrast actually used and finite when Var -> 0.)
-    Plain AVB: the contrast is the prior, z~ = z and the correction is zero.
+    Plain AVB: the contrast is the prior, z~ = z and the correction is zero. ``moment_eps``: the noise the
+    moments are estimated from (default ``eps``; the trainer passes the global batch's, see the encoders).
     """
-    return encoder_contrast_inputs(model.encoder, model.adaptive_contrast, x, eps)
+    return encoder_contrast_inputs(model.encoder, model.adaptive_contrast, x, eps, moment_eps)
 
 
 def encoder_contrast_inputs(
-    encoder: nn.Module, adaptive_contrast: bool, x: torch.Tensor, eps: torch.Tensor
+    encoder: nn.Module,
+    adaptive_contrast: bool,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    moment_eps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`contrast_inputs` from the encoder alone (what the trainer's primal player runs)."""
     if not adaptive_contrast:
         z = encoder(x, eps)
         return z, z, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-    z, mean, var = encoder.sample_and_moments(x, eps)
+    z, mean, var = encoder.sample_and_moments(x, eps, moment_eps)
     s2 = var.detach() + VARIANCE_FLOOR
     z_tilde = (z - mean.detach()) / s2.sqrt()
     log_r = -0.5 * (z_tilde.square() + s2.log() + LOG_2PI).sum(1)
@@ -82,10 +87,15 @@ def encoder_contrast_inputs(
 
 
 def avb_primal_terms(
-    encoder: nn.Module, decoder: nn.Module, adaptive_contrast: bool, x: torch.Tensor, eps: torch.Tensor
+    encoder: nn.Module,
+    decoder: nn.Module,
+    adaptive_contrast: bool,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    moment_eps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(the adversary's view of z, log r(z) - log p(z), -log p(x|z)): everything AVB needs from encoder and decoder."""
-    z, z_view, correction = encoder_contrast_inputs(encoder, adaptive_contrast, x, eps)
+    z, z_view, correction = encoder_contrast_inputs(encoder, adaptive_contrast, x, eps, moment_eps)
     return z_view, correction, decoder.nll(x, z)
 
 
@@ -120,13 +130,14 @@ def adversary_only_loss(
     eps: torch.Tensor,
     z_contrast: torch.Tensor,
     adversary: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    moment_eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The adversary's loss with the encoder held fixed (extra adversary steps); ``adversary`` defaults to the
     model's own (the trainer passes its DDP-wrapped one)."""
     assert model.adversary is not None
     adversary = adversary or model.adversary
     with torch.no_grad():
-        _, z_view, _ = contrast_inputs(model, x, eps)
+        _, z_view, _ = contrast_inputs(model, x, eps, moment_eps)
     return adversary_loss(adversary(x, z_view), adversary(x, z_contrast))
 
 

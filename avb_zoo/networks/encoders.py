@@ -24,8 +24,12 @@ class Encoder(nn.Module):
     latent_dim: int
     has_moments: bool = False
 
-    def sample_and_moments(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z for each (x, eps) plus the mean and variance of q(z|x) estimated from this batch of noise."""
+    def sample_and_moments(
+        self, x: torch.Tensor, eps: torch.Tensor, moment_eps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z for each (x, eps) plus the mean and variance of q(z|x) estimated from a batch of noise: ``eps``
+        itself, or ``moment_eps`` (the whole global batch's noise when each process holds a share of it, so that
+        the estimate does not depend on the number of processes)."""
         raise NotImplementedError(f"{type(self).__name__} has no tractable moments")
 
 
@@ -80,12 +84,13 @@ class ConcatMLPEncoder(Encoder):
             x = 2.0 * x - 1.0
         return self.net(torch.cat([x, eps], dim=1))
 
-    def sample_and_moments(self, x, eps):
+    def sample_and_moments(self, x, eps, moment_eps=None):
         if not self.has_moments:
             return super().sample_and_moments(x, eps)
         z = self.forward(x, eps)
-        mean = z.mean(0, keepdim=True).expand_as(z)
-        var = z.var(0, unbiased=False, keepdim=True).expand_as(z)
+        z_m = z if moment_eps is None else self.forward(x.new_zeros(len(moment_eps), 0), moment_eps)
+        mean = z_m.mean(0, keepdim=True).expand_as(z)
+        var = z_m.var(0, unbiased=False, keepdim=True).expand_as(z)
         return z, mean, var
 
 
@@ -187,10 +192,10 @@ class NoiseBasisEncoder(Encoder):
         v_var = v.var(0, unbiased=False)
         return z0 + (a * v_mean).sum(1), (a.square() * v_var).sum(1)
 
-    def sample_and_moments(self, x, eps):
+    def sample_and_moments(self, x, eps, moment_eps=None):
         z0, a = self.location_and_scales(x)
         v = self.basis_vectors(eps)
-        mean, var = self.moments_from_basis(z0, a, v)
+        mean, var = self.moments_from_basis(z0, a, v if moment_eps is None else self.basis_vectors(moment_eps))
         return z0 + (a * v).sum(1), mean, var
 
 
@@ -224,7 +229,7 @@ class GaussianEncoder(Encoder):
         mu, log_sigma = self.gaussian(x)
         return mu + log_sigma.exp() * eps
 
-    def sample_and_moments(self, x, eps):
+    def sample_and_moments(self, x, eps, moment_eps=None):
         mu, log_sigma = self.gaussian(x)
         return mu + log_sigma.exp() * eps, mu, (2 * log_sigma).exp()
 

@@ -29,10 +29,12 @@ class PrimalPlayer(nn.Module):
         super().__init__()
         self.encoder, self.decoder, self.method = encoder, decoder, method
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor, moment_eps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         if self.method == "vae":
             return vae_terms(self.encoder, self.decoder, x, eps)
-        return avb_primal_terms(self.encoder, self.decoder, self.method == "avb-ac", x, eps)
+        return avb_primal_terms(self.encoder, self.decoder, self.method == "avb-ac", x, eps, moment_eps)
 
 
 @dataclass

@@ -51,16 +51,19 @@ def make_optimizers(model: AVBModel, settings: TrainSettings) -> dict[str, torch
 
 def draw_noise(
     model: AVBModel, seed: int, step: int, batch_size: int, sub: int = 0, rows: slice | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder noise and contrast samples of a step, keyed by (seed, step[, sub-step]).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(encoder noise, contrast samples, moment noise) of a step, keyed by (seed, step[, sub-step]).
 
     Drawn for the whole global batch of ``batch_size`` rows and cut to ``rows`` (this rank's share), so every
-    example sees the same noise whatever the number of processes.
+    example sees the same noise whatever the number of processes. The moment noise is the global batch's
+    encoder noise when ``rows`` is a share of it (Adaptive Contrast estimates its moments from a batch of
+    noise; the whole batch's keeps them independent of the number of processes), else None (``eps`` itself).
     """
     rows = rows or slice(0, batch_size)
-    eps = model.sample_noise(batch_size, keyed_generator(seed, step, sub, "eps"))[rows]
-    z_contrast = model.sample_prior(batch_size, keyed_generator(seed, step, sub, "contrast"))[rows]
-    return eps, z_contrast
+    eps = model.sample_noise(batch_size, keyed_generator(seed, step, sub, "eps"))
+    z_contrast = model.sample_prior(batch_size, keyed_generator(seed, step, sub, "contrast"))
+    share = rows != slice(0, batch_size)
+    return eps[rows], z_contrast[rows], eps if share else None
 
 
 def _backward(loss: torch.Tensor, params: list[torch.nn.Parameter], retain: bool) -> None:
@@ -80,8 +83,8 @@ def compute_losses(
     rows: slice | None = None,
 ) -> Losses:
     """The step's losses on this rank's rows ``x`` (``rows`` of the global batch of ``settings.batch_size``)."""
-    eps, z_contrast = draw_noise(model, seed, step, settings.batch_size, rows=rows)
-    terms = players.primal(x, eps)
+    eps, z_contrast, moment_eps = draw_noise(model, seed, step, settings.batch_size, rows=rows)
+    terms = players.primal(x, eps, moment_eps)
     if model.method == "vae":
         return vae_losses_from_terms(terms, settings.loss_scale)
     assert players.adversary is not None
@@ -120,8 +123,8 @@ def train_step(
     optimizers["primal"].step()
     for sub in range(1, settings.adversary_steps if model.adversary is not None else 1):
         assert players.adversary is not None
-        eps, z_contrast = draw_noise(model, seed, step, settings.batch_size, sub, rows)
-        loss = adversary_only_loss(model, x, eps, z_contrast, players.adversary)
+        eps, z_contrast, moment_eps = draw_noise(model, seed, step, settings.batch_size, sub, rows)
+        loss = adversary_only_loss(model, x, eps, z_contrast, players.adversary, moment_eps)
         _backward(loss, optimizers["adversary"].param_groups[0]["params"], retain=False)
         optimizers["adversary"].step()
     return result
