@@ -55,7 +55,7 @@ class KnownDensityEncoder(Encoder):
         u = self.sep[i] * torch.sign(eps[:, :d]) + self.spread[i] * eps[:, d:]
         return self.mu[i] + self.sigma[i] * u
 
-    def sample_and_moments(self, x, eps):
+    def sample_and_moments(self, x, eps, moment_eps=None):
         i = x.argmax(1)
         return self.forward(x, eps), self.mu[i], self.sigma[i].square()  # E[u] = 0, Var[u] = m^2 + s^2 = 1
 
