@@ -106,9 +106,12 @@ class GraphSession:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer, got {threads!r}")
         self.threads = default_threads() if threads is None else threads
-        blocks = requested[0] == "CPUExecutionProvider"
+        # one onnxruntime thread per session when this wrapper splits batches itself (CPU); the session's own
+        # threads otherwise (a CUDA session, also when it falls back to the CPU)
+        on_cpu = requested[0] == "CPUExecutionProvider"
+        self._split = on_cpu and self.threads > 1
         try:
-            options = session_options(1 if blocks else self.threads)
+            options = session_options(1 if on_cpu else self.threads)
             self.session = ort.InferenceSession(str(self.path), options, providers=requested)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -121,7 +124,6 @@ class GraphSession:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.noise_dim = self._check(config)
-        self._split = self.providers[0] == "CPUExecutionProvider" and self.threads > 1
         self._pool: ThreadPoolExecutor | None = None
 
     def _check(self, config: Mapping[str, Any]) -> int:
