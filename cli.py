@@ -111,6 +111,20 @@ def worker_argv(ctx: click.Context) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's (global) batch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(["eager", "compiled", "graphs"]),
+    default="eager",
+    show_default=True,
+    help="How a step runs: eager (reference), compiled (torch.compile), graphs (compiled + CUDA graph replay).",
+)
+@click.option(
+    "--noise",
+    type=click.Choice(["host", "device"]),
+    default=None,
+    help="The run's noise stream: host (keyed CPU generators) or device (keyed Philox, needed by graphs). "
+    "Default: the resumed run's, else device for graphs and host otherwise.",
+)
 @launch_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -127,6 +141,8 @@ def train(
     batch_size: int | None,
     checkpoint_every: int | None,
     dtype: str,
+    engine: str,
+    noise: str | None,
     quiet: bool,
     as_json: bool,
     **launch: Any,
@@ -151,6 +167,12 @@ def train(
         from avb_zoo.launch import launch as start
 
         resolve_device(device)
+        if engine != "eager" or noise == "device":
+            from avb_zoo.errors import ConfigError
+
+            raise ConfigError(
+                f"--engine {engine} with --noise {noise} runs in one process; with --nproc use --engine eager"
+            )
         global_batch = batch_size or recipe.train.batch_size
         World(size=settings.world_size).check_divides(global_batch)
         check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
@@ -171,6 +193,8 @@ def train(
             checkpoint_every=checkpoint_every,
             dtype=dtype,
             progress=not quiet and sys.stderr.isatty(),
+            engine=engine,
+            noise=noise,
         )
     finally:
         leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
@@ -187,6 +211,9 @@ def train(
         "steps_run": result.steps_run,
         "seconds": round(result.seconds, 3),
         "examples_per_second": round(result.examples_per_second, 1),
+        "engine": result.engine,
+        "noise": result.noise,
+        "engine_notes": result.engine_notes,
     }
     if result.last is not None:
         summary.update(primal_loss=result.last.primal, adversary_loss=result.last.adversary, elbo=result.last.elbo)

@@ -73,13 +73,17 @@ class ImageBatches:
 
     def indices(self, seed: int, step: int, batch_size: int) -> torch.Tensor:
         """Row indices of the global batch: positions step*B .. (step+1)*B - 1 of the epoch sequence."""
-        positions = torch.arange(step * batch_size, (step + 1) * batch_size)
+        return self.indices_block(seed, step, 1, batch_size)[0]
+
+    def indices_block(self, seed: int, start: int, steps: int, batch_size: int) -> torch.Tensor:
+        """Row indices of the global batches of steps ``start .. start + steps - 1``: [steps, batch_size]."""
+        positions = torch.arange(start * batch_size, (start + steps) * batch_size)
         epochs, offsets = positions // self.n, positions % self.n
-        out = torch.empty(batch_size, dtype=torch.long)
+        out = torch.empty(positions.shape[0], dtype=torch.long)
         for epoch in epochs.unique().tolist():
             mask = epochs == epoch
             out[mask] = self._permutation(seed, epoch)[offsets[mask]]
-        return out
+        return out.view(steps, batch_size)
 
     def batch(self, seed: int, step: int, batch_size: int) -> torch.Tensor:
         p = self.probs[self.indices(seed, step, batch_size)].float() * self.scale

@@ -33,6 +33,7 @@ class RunInfo:
     step: int
     dtype: str = "float32"
     launch_id: str = ""  # torchrun's rendezvous id of the launch that wrote it ("" outside torchrun)
+    noise: str = "host"  # the noise stream: host (keyed CPU generators) or device (keyed Philox)
 
 
 def save_training_state(
@@ -53,6 +54,7 @@ def save_training_state(
         "step": str(info.step),
         "dtype": info.dtype,
         "launch_id": info.launch_id,
+        "noise": info.noise,
         "param_groups": json.dumps(groups),
     }
     save_safetensors(folder / STATE_FILE, tensors, metadata)
@@ -72,6 +74,7 @@ def _info(meta: dict[str, str], folder: Path) -> RunInfo:
             int(meta["step"]),
             meta.get("dtype", "float32"),
             meta.get("launch_id", ""),
+            meta.get("noise", "host"),
         )
     except (KeyError, ValueError):
         raise CheckpointError(f"{folder / STATE_FILE} lacks the run's step, seed or recipe id") from None

@@ -32,8 +32,9 @@ from avb_zoo.training.checkpoint import (
     read_run_info,
     save_training_state,
 )
+from avb_zoo.training.engines import check_engine, default_noise, make_engine
 from avb_zoo.training.players import make_players
-from avb_zoo.training.step import StepResult, make_optimizers, train_step
+from avb_zoo.training.step import StepResult, make_optimizers
 
 
 @dataclass
@@ -46,6 +47,9 @@ class TrainResult:
     steps_run: int = 0  # steps taken by this call (a resumed run starts part-way)
     seconds: float = 0.0  # wall time of those steps, checkpoints included
     batch_size: int = 0  # the global batch
+    engine: str = "eager"  # the engine that ran (after any fall-back)
+    noise: str = "host"  # the run's noise stream
+    engine_notes: list[str] = field(default_factory=list)  # why an engine fell back
 
     @property
     def examples_per_second(self) -> float:
@@ -84,7 +88,15 @@ def resolve_resume(out: Path, resume: bool) -> bool:
     return bool(launch_id()) and read_run_info(out).launch_id == launch_id()
 
 
-def check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size: int, dtype: str = "float32") -> None:
+def check_resume(
+    out: Path,
+    resume: bool,
+    recipe: Recipe,
+    seed: int,
+    batch_size: int,
+    dtype: str = "float32",
+    noise: str | None = None,
+) -> None:
     """The run folder agrees with the request: empty for a new run, the same run for ``resume``."""
     has_state = (out / STATE_FILE).exists()
     if has_state and not resume:
@@ -100,6 +112,7 @@ def check_resume(out: Path, resume: bool, recipe: Recipe, seed: int, batch_size:
                 ("seed", info.seed, seed),
                 ("batch size", info.batch_size, batch_size),
                 ("dtype", info.dtype, dtype),
+                ("noise stream", info.noise, noise or info.noise),
             )
             if saved != asked
         ]
@@ -122,6 +135,9 @@ def train(
     dtype: str | torch.dtype = "float32",
     progress: bool = True,
     on_step: Callable[[int, StepResult], None] | None = None,
+    engine: str = "eager",
+    noise: str | None = None,
+    report_every: int = 100,
 ) -> TrainResult:
     """Train ``recipe`` (an id such as ``"toy-avb"`` or a Recipe) into the folder ``out``.
 
@@ -131,6 +147,11 @@ def train(
     Under torchrun every process calls this with the same arguments: the batch size is the global batch,
     split evenly across ranks, every random draw is keyed by (seed, step) for the whole global batch, rank 0
     alone writes the folder, and a group restarted by torchrun's elastic agent resumes from the checkpoint.
+
+    ``engine`` (eager, compiled, graphs; see :mod:`avb_zoo.training.engines`) changes how a step runs, not
+    what it computes; ``noise`` (host or device) is the run's noise stream: None takes the one a resumed run
+    has, else the engine's default. The fast engines read their losses back every ``report_every`` steps
+    (and at every checkpoint), not every step.
     """
     recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
     settings = recipe.train
@@ -148,7 +169,10 @@ def train(
     device = world_device(torch.device(device), world)
     out = ensure_writable_dir(out) if world.is_main else Path(out)
     resume = resolve_resume(out, resume)
-    check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name)
+    if noise is None:
+        noise = read_run_info(out).noise if resume and (out / STATE_FILE).exists() else default_noise(engine)
+    check_engine(engine, noise, world)
+    check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
 
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
@@ -159,8 +183,8 @@ def train(
     optimizers = make_optimizers(model, settings)
     step = load_training_state(out, model, optimizers).step if resume else 0
     players = make_players(model, world)  # collective: every rank has passed the checks above
-    rows = world.shard(settings.batch_size)
-    run_info = RunInfo(recipe.id, seed, settings.batch_size, 0, dtype_name, launch_id())
+    runner = make_engine(engine, noise, model, optimizers, settings, source, seed, step, players, world)
+    run_info = RunInfo(recipe.id, seed, settings.batch_size, 0, dtype_name, launch_id(), noise)
 
     def checkpoint(at: int) -> None:
         if world.is_main:
@@ -176,18 +200,23 @@ def train(
     bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not show, dynamic_ncols=True)
     try:
         while step < total:
-            x = source.batch(seed, step, settings.batch_size)[rows].to(device, torch_dtype)
-            result = train_step(model, optimizers, x, seed, step, settings, players, world)
-            if not result.finite():
+            try:
+                runner.run(step)
+                step += 1
+                checkpoint_due = step % settings.checkpoint_every == 0 or step == total
+                if runner.synchronous or on_step is not None or checkpoint_due or step % report_every == 0:
+                    last = result = runner.result()
+                    if on_step is not None:
+                        on_step(step, result)
+                    if step % 10 == 0 or step == total:
+                        bar.set_postfix(
+                            primal=f"{result.primal:.4g}", adv=f"{result.adversary:.3f}", elbo=f"{result.elbo:.3f}"
+                        )
+            except TrainingDiverged as err:
                 raise TrainingDiverged(
-                    f"{recipe.id}: the loss became non-finite at step {step} (primal {result.primal}, adversary "
-                    f"{result.adversary}); the last good checkpoint (step {last_saved}) is kept in {out}"
-                )
-            step += 1
-            last = result
-            if on_step is not None:
-                on_step(step, result)
-            if step % settings.checkpoint_every == 0 or step == total:
+                    f"{recipe.id}: {err}; the last good checkpoint (step {last_saved}) is kept in {out}"
+                ) from None
+            if checkpoint_due:
                 if not finite_state(model):
                     raise TrainingDiverged(
                         f"{recipe.id}: a parameter became non-finite by step {step} (the loss was still finite); "
@@ -196,9 +225,21 @@ def train(
                 checkpoint(step)
                 last_saved = step
             bar.update(1)
-            if step % 10 == 0 or step == total:
-                bar.set_postfix(primal=f"{result.primal:.4g}", adv=f"{result.adversary:.3f}", elbo=f"{result.elbo:.3f}")
     finally:
         bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return TrainResult(model.eval(), out, step, last, world, step - first_step, seconds, settings.batch_size)
+    return TrainResult(
+        model.eval(),
+        out,
+        step,
+        last,
+        world,
+        step - first_step,
+        seconds,
+        settings.batch_size,
+        runner.name,
+        noise,
+        runner.notes,
+    )

@@ -1,0 +1,59 @@
+"""CUDA-graph capture of an in-place step program, behind one guard.
+
+A step of the zoo's MNIST recipes is a few hundred small kernels; replaying them as one captured graph
+removes the host's launch cost. The program must be free of host synchronisation and keep every tensor it
+touches at a fixed address (:class:`avb_zoo.training.fast_step.FastStep` is written that way), and the
+inputs it reads must be refreshed in place between replays.
+
+:func:`graph_blocker` says why graphs cannot be used here (or None); :func:`capture` records the program
+after warm-up runs on a side stream (which are real steps: the caller counts them). Everything before the
+capture call runs on a CPU too and is tested there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def graph_blocker(device: torch.device, noise: str, distributed: bool) -> str | None:
+    """Why the step cannot be captured as a CUDA graph on ``device``; None when it can."""
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device (this run is on {device.type})"
+    if not torch.cuda.is_available():
+        return "CUDA graphs need a CUDA device (torch sees none)"
+    if noise != "device":
+        return "CUDA graphs need the device noise stream (host-drawn inputs cannot be replayed)"
+    if distributed:
+        return "CUDA graphs are not used under torchrun (each step all-reduces gradients through DDP)"
+    return None
+
+
+class CapturedStep:
+    """A captured program: ``replay()`` runs one more step with the same kernels on the current stream."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph) -> None:
+        self.graph = graph
+
+    def replay(self) -> None:
+        self.graph.replay()
+
+
+def capture(program: Callable[[], None], warmup: Callable[[], None], warmup_runs: int = 3) -> CapturedStep:
+    """Run ``warmup`` ``warmup_runs`` times on a side stream (compiling, allocating), then capture ``program``.
+
+    Raises RuntimeError (from torch) when the program does something a graph cannot hold.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup_runs):
+            warmup()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        program()
+    torch.cuda.synchronize()
+    return CapturedStep(graph)
