@@ -272,7 +272,7 @@ def test_single_chain_ais_is_unbiased_on_the_toy(estimator: str) -> None:
     0..15999 of the same x. sd(w)/mean(w) ~0.5 here, so the s.e. of log mean w, sd(w) / (mean(w) sqrt(N)),
     is ~0.004 nats at N = 16,000: a bias of 0.015 nats is ~4 standard errors. Valid AIS: log mean w within
     3 s.e. of log p(x), and mean log w below it (Jensen gap ~0.4 nats). The estimator adapting its step
-    sizes on its own chains misses by ~+0.07 nats (measured at N = 1000: +0.073 +- 0.013). ~1.5 min on one core.
+    sizes on its own chains misses by ~+0.07 nats (measured at N = 1000: +0.073 +- 0.013). ~1-3 min per case.
     """
     from avb_zoo.model_io import load
 
