@@ -481,6 +481,12 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
 @click.option("--ais-chains", type=click.IntRange(min=1), default=5, show_default=True, help="AIS chains per example.")
 @click.option("--ais-leapfrog", type=click.IntRange(min=1), default=10, show_default=True, help="Leapfrog steps.")
 @click.option("--ais-schedule", type=click.Choice(["linear", "sigmoid"]), default="linear", show_default=True)
+@click.option(
+    "--ais-pilot-chains", type=int, default=1, show_default=True, help="Chains per example of the step-size pilot."
+)
+@click.option(
+    "--ais-pilot-steps", type=int, default=None, help="Distributions of the step-size pilot [default: --ais-steps]."
+)
 @click.option("--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: 2048 MNIST, 4 toy).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Examples per batch.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="VAE IW bound samples.")
@@ -499,6 +505,8 @@ def eval_model(
     ais_chains: int,
     ais_leapfrog: int,
     ais_schedule: str,
+    ais_pilot_chains: int,
+    ais_pilot_steps: int | None,
     n_test: int | None,
     batch_size: int,
     iw_samples: int,
@@ -520,7 +528,14 @@ def eval_model(
     from avb_zoo.evaluation.evaluate import EvalSettings, check_evaluation, evaluate_folder, format_table
 
     settings = EvalSettings(
-        ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog_steps=ais_leapfrog, schedule=ais_schedule),
+        ais=AISSettings(
+            steps=ais_steps,
+            chains=ais_chains,
+            leapfrog_steps=ais_leapfrog,
+            schedule=ais_schedule,
+            pilot_chains=ais_pilot_chains,
+            pilot_steps=ais_pilot_steps,
+        ),
         n_test=n_test,
         batch_size=batch_size,
         seed=seed,

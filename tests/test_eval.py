@@ -76,6 +76,8 @@ def test_toy_eval_json_agrees_with_quadrature_and_is_written(toy_vae_copy: Path)
     assert protocol["ais"]["leapfrog_steps"] == 10 and protocol["ais"]["schedule"] == "linear"
     assert protocol["data"]["name"] == "toy" and protocol["n_test"] == 4 and protocol["seed"] == 0
     assert "encoder's Gaussian" in protocol["ais"]["q0"]
+    assert protocol["ais"]["step_size_schedule"].startswith("step sizes from a pilot run on separate noise, frozen")
+    assert protocol["ais"]["pilot_chains"] == 1 and protocol["ais"]["pilot_steps"] == 100
 
 
 def test_table_output(toy_vae_copy: Path) -> None:  # noqa: F811
@@ -139,6 +141,25 @@ def test_mnist_binarisation_is_keyed_by_example() -> None:
     assert not torch.equal(other.x, five.x)
 
 
+def test_mnist_test_images_are_a_seeded_random_subset() -> None:
+    from avb_zoo.data.mnist import load_mnist
+
+    images = load_mnist(MNIST_SUBSET, "test")
+    total = images.shape[0]
+    five = load_test_set(SMALL_MNIST_AC, 5, seed=1, data_dir=MNIST_SUBSET)
+    assert len(set(five.indices)) == 5 and all(0 <= i < total for i in five.indices)
+    assert five.indices != list(range(5))  # not the file's first images (the file is ordered)
+    assert load_test_set(SMALL_MNIST_AC, 5, seed=1, data_dir=MNIST_SUBSET).indices == five.indices
+    assert load_test_set(SMALL_MNIST_AC, 5, seed=2, data_dir=MNIST_SUBSET).indices != five.indices
+    assert load_test_set(SMALL_MNIST_AC, 3, seed=1, data_dir=MNIST_SUBSET).indices == five.indices[:3]
+    everything = load_test_set(SMALL_MNIST_AC, total, seed=1, data_dir=MNIST_SUBSET)
+    assert sorted(everything.indices) == list(range(total))
+    # each example is the image at its index, binarised: its on-pixels are among the image's non-zero ones
+    for row, idx in zip(five.x, five.indices, strict=True):
+        assert ((row > 0) <= (images[idx].flatten() > 0)).all()
+    assert "at random" in five.description["indices"] and "seed 1" in five.description["indices"]
+
+
 def test_elbo_terms_average_their_draws(trained_toy_vae) -> None:  # noqa: F811
     x = torch.eye(4)
     many = elbo_terms(trained_toy_vae, x, [0, 1, 2, 3], seed=0, samples=2000)
@@ -180,6 +201,35 @@ def test_config_and_weights_that_disagree(toy_vae_copy: Path) -> None:  # noqa: 
 def test_settings_out_of_range_on_the_command_line(toy_vae_copy: Path, option: str, value: str) -> None:  # noqa: F811
     code, out = run("eval", toy_vae_copy, option, value)
     assert code != 0 and option in out
+    assert not (toy_vae_copy / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        (["--ais-steps", "1"], "AIS steps"),
+        (["--ais-steps", "10", "--ais-pilot-steps", "20"], "AIS pilot steps"),
+        (["--ais-pilot-chains", "0"], "AIS pilot chains"),
+    ],
+)
+def test_ais_settings_without_a_valid_estimate(toy_vae_copy: Path, options: list[str], word: str) -> None:  # noqa: F811
+    code, out = run("eval", toy_vae_copy, *FAST[2:], *options)
+    assert code == 1 and word in out and "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1, out
+    assert not (toy_vae_copy / "metrics.json").exists()
+
+
+def test_non_finite_start_moments(toy_vae_copy: Path) -> None:  # noqa: F811
+    from avb_zoo.model_io import load
+
+    model = load(toy_vae_copy)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.fill_(float("nan"))
+    save(model, toy_vae_copy)
+    code, out = run("eval", toy_vae_copy, *FAST)
+    assert code == 1 and "start distribution q0" in out and "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1, out
     assert not (toy_vae_copy / "metrics.json").exists()
 
 

@@ -7,19 +7,30 @@ prior and a Gaussian start q0. The path of densities is
 
 with weights log w = sum_t (beta_{t+1} - beta_t) [log p(x, z_t) - log q0(z_t)] and one HMC transition
 targeting f_{beta_{t+1}} after each increment but the last (the authors' order). HMC uses unit mass and
-a per-dimension leapfrog step eps * sigma0 (sigma0 the scale of q0), a Metropolis test per chain, and
-eps adapted after every transition: divided by 1.1 when the acceptance rate is below 0.6, multiplied by
-1.1 above 0.7. The rate is each example's mean acceptance probability over its K chains (the authors
-average over the whole batch; per example keeps every example's result independent of its batch-mates).
+a per-dimension leapfrog step eps * sigma0 (sigma0 the scale of q0) and a Metropolis test per chain.
 K chains per example are combined as log p(x) ~ logsumexp_k log w_k - log K.
 
+Step sizes. AIS is unbiased for p(x) (E[w] = p(x), so log of the estimate is a stochastic lower bound)
+only when every transition kernel is fixed before the chains run: a step size tuned on the acceptance of
+the very chains whose weights are averaged ties the kernels to those chains' history and breaks it. So
+eps comes from a pilot run on separate noise: ``pilot_chains`` chains per example over ``pilot_steps``
+distributions (the same schedule kind), adapting eps with the authors' rule after every transition
+(divided by 1.1 when the example's mean acceptance probability over its pilot chains is below 0.6,
+multiplied by 1.1 above 0.7; the authors average over the whole batch, per example keeps every example
+independent of its batch-mates). The pilot records the step size it reached at each of its
+distributions; that schedule, interpolated in log eps over beta onto the run's distributions (the
+identity when the grids agree), is then frozen for the estimate. With ``adapt_step_size=False`` every
+transition uses ``step_size`` and there is no pilot.
+
 Everything is one tensor program over [examples, chains, latent] on any device. The random numbers of an
-example come only from ``keyed_generator(seed, example_index, "ais")`` (drawn on the CPU, then moved), so
-an estimate depends on the seed and the example's index, not on the batch size, the device or sharding.
+example come only from ``keyed_generator(seed, example_index, "ais")`` for the estimate and
+``keyed_generator(seed, example_index, "ais-pilot")`` for the pilot (drawn on the CPU, then moved), so an
+estimate depends on the seed and the example's index, not on the batch size, the device or sharding.
 
 The pieces follow BlackJAX's shape: :func:`init` gives an :class:`AISState`, :func:`hmc_kernel` maps
-(noise, state) to (state, :class:`HMCInfo`), :func:`anneal` adds one weight increment; :func:`run_ais`
-drives them. The target is any log-likelihood function, so AIS needs no model class.
+(noise, state) to (state, :class:`HMCInfo`), :func:`anneal` adds one weight increment;
+:func:`pilot_step_sizes` tunes the kernels and :func:`run_ais` drives them. The target is any
+log-likelihood function, so AIS needs no model class.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from avb_zoo.rng import keyed_generator
 LOG_2PI = math.log(2 * math.pi)
 SCHEDULES = ("linear", "sigmoid")
 SIGMOID_SHARPNESS = 4.0  # Wu et al.'s sigmoid schedule: beta ~ sigmoid(delta * (2t/T - 1)), delta = 4
+PILOT_STREAM = "ais-pilot"  # the pilot's noise: a key stream apart from the estimate's ("ais")
 NOISE_BLOCK = 64  # transitions whose noise is drawn in one call per example (part of the stream's definition)
 
 # log p(x_b | z_bk) for z [B, K, d] -> [B, K]; must be differentiable in z
@@ -45,7 +57,12 @@ LogLikelihood = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class AISSettings:
-    """How AIS runs. The defaults are the paper's protocol (1000 distributions, 5 chains, 10 leapfrog steps)."""
+    """How AIS runs. The defaults are the paper's protocol (1000 distributions, 5 chains, 10 leapfrog steps).
+
+    With ``adapt_step_size`` the step sizes come from a pilot of ``pilot_chains`` chains per example over
+    ``pilot_steps`` distributions (None: as many as the run), on noise of its own, and stay frozen during
+    the estimate; the defaults (1 chain, the run's distributions) cost 1/chains of the run.
+    """
 
     steps: int = 1000
     chains: int = 5
@@ -55,10 +72,24 @@ class AISSettings:
     target_acceptance: tuple[float, float] = (0.6, 0.7)
     adapt_factor: float = 1.1
     schedule: str = "linear"
+    pilot_chains: int = 1
+    pilot_steps: int | None = None
+
+    @property
+    def pilot_distributions(self) -> int:
+        """The pilot's number of distributions (``pilot_steps``, or the run's ``steps``)."""
+        return self.steps if self.pilot_steps is None else self.pilot_steps
+
+    @property
+    def pilot_cost(self) -> float:
+        """The pilot's leapfrog steps as a fraction of the estimate's (0 without adaptation)."""
+        if not self.adapt_step_size:
+            return 0.0
+        return self.pilot_chains * max(self.pilot_distributions - 1, 0) / (self.chains * max(self.steps - 1, 1))
 
     def validate(self) -> AISSettings:
         """Raise EvaluationError naming the first setting out of range; returns self."""
-        for name in ("steps", "chains", "leapfrog_steps"):
+        for name in ("steps", "chains", "leapfrog_steps", "pilot_chains"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive integer, got {value!r}")
@@ -68,16 +99,48 @@ class AISSettings:
                 raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive number, got {value!r}")
         if self.adapt_factor < 1:
             raise EvaluationError(f"AIS adapt factor must be at least 1, got {self.adapt_factor}")
+        if not isinstance(self.adapt_step_size, bool):
+            raise EvaluationError(f"AIS adapt step size must be true or false, got {self.adapt_step_size!r}")
         low, high = self.target_acceptance
         if not 0 <= low <= high <= 1:
             raise EvaluationError(f"AIS target acceptance must satisfy 0 <= low <= high <= 1, got {[low, high]}")
         if self.schedule not in SCHEDULES:
             raise EvaluationError(f"AIS schedule {self.schedule!r} is unknown; choose one of {list(SCHEDULES)}")
+        if self.adapt_step_size:
+            if self.steps < 2:
+                raise EvaluationError(
+                    f"AIS steps must be at least 2 when the step size is adapted (got {self.steps}): "
+                    "with one distribution there is no transition to tune"
+                )
+            pilot = self.pilot_steps
+            if pilot is not None and (not isinstance(pilot, int) or isinstance(pilot, bool) or pilot < 2):
+                raise EvaluationError(f"AIS pilot steps must be an integer of at least 2, got {pilot!r}")
+            if self.pilot_distributions > self.steps:
+                raise EvaluationError(
+                    f"AIS pilot steps ({self.pilot_distributions}) must not exceed the run's steps ({self.steps})"
+                )
         return self
+
+    def step_size_provenance(self) -> str:
+        """Where the step sizes come from, in words (for the protocol record)."""
+        if not self.adapt_step_size:
+            return f"fixed: eps = {self.step_size:g} at every transition, no pilot run"
+        low, high = self.target_acceptance
+        return (
+            f"step sizes from a pilot run on separate noise, frozen during the estimate: per example, "
+            f"{self.pilot_chains} chain(s) over {self.pilot_distributions} distributions keyed by "
+            f"(seed, example index, '{PILOT_STREAM}'), eps from {self.step_size:g} divided by {self.adapt_factor:g} "
+            f"when the mean acceptance probability of its chains is below {low:g}, multiplied above {high:g}; "
+            f"the eps reached at each distribution, interpolated in log eps over beta onto the run's "
+            f"distributions (pilot cost {self.pilot_cost:.3g} of the run's leapfrog steps)"
+        )
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["target_acceptance"] = list(self.target_acceptance)
+        out["pilot_steps"] = self.pilot_distributions if self.adapt_step_size else None
+        out["pilot_chains"] = self.pilot_chains if self.adapt_step_size else None
+        out["step_size_schedule"] = self.step_size_provenance()
         return out
 
 
@@ -132,7 +195,8 @@ class AISResult:
     log_likelihood: torch.Tensor
     log_weights: torch.Tensor
     acceptance: torch.Tensor  # mean acceptance probability over transitions and chains [B]
-    step_size: torch.Tensor  # final eps [B]
+    step_size: torch.Tensor  # eps of the last transition [B]
+    step_sizes: torch.Tensor  # the frozen schedule: eps of every transition [B, steps - 1]
 
     @property
     def monte_carlo_se(self) -> torch.Tensor:
@@ -235,8 +299,6 @@ def hmc_kernel(
 
 def adapt_step_size(step_size: torch.Tensor, acceptance: torch.Tensor, settings: AISSettings) -> torch.Tensor:
     """eps / factor where the example's mean acceptance over its chains is below the target, * factor above."""
-    if not settings.adapt_step_size:
-        return step_size
     rate = acceptance.mean(1)
     low, high = settings.target_acceptance
     factor = torch.ones_like(step_size)
@@ -246,7 +308,7 @@ def adapt_step_size(step_size: torch.Tensor, acceptance: torch.Tensor, settings:
 
 
 class KeyedNoise:
-    """The AIS noise of each example, streamed from its own generator keyed by (seed, example index, "ais").
+    """The AIS noise of each example, streamed from its own generator keyed by (seed, example index, stream).
 
     Per example, in this order: the K x d starting noise, then for each block of up to NOISE_BLOCK
     transitions the momenta and the uniforms. The stream does not depend on which examples share a batch.
@@ -261,8 +323,9 @@ class KeyedNoise:
         transitions: int,
         device: torch.device | str,
         dtype: torch.dtype,
+        stream: str = "ais",
     ) -> None:
-        self.generators = [keyed_generator(seed, int(i), "ais") for i in example_indices]
+        self.generators = [keyed_generator(seed, int(i), stream) for i in example_indices]
         self.chains, self.dim, self.transitions = chains, dim, transitions
         self.device, self.dtype = torch.device(device), dtype
         self._block_start = 0
@@ -293,6 +356,54 @@ class KeyedNoise:
         return StepNoise(self._momentum[:, i], self._uniform[:, i])
 
 
+def interpolate_step_sizes(beta_from: torch.Tensor, eps: torch.Tensor, beta_to: torch.Tensor) -> torch.Tensor:
+    """eps [B, n] recorded at the increasing betas ``beta_from`` [n], read at ``beta_to`` [m] -> [B, m]:
+    linear in log eps between neighbours, constant beyond the ends (exact where the grids agree)."""
+    beta_from = beta_from.to(device=eps.device, dtype=torch.float64)
+    beta_to = beta_to.to(device=eps.device, dtype=torch.float64)
+    if beta_from.numel() == 1:
+        return eps[:, :1].expand(-1, beta_to.numel()).clone()
+    hi = torch.searchsorted(beta_from, beta_to).clamp(1, beta_from.numel() - 1)
+    lo = hi - 1
+    frac = ((beta_to - beta_from[lo]) / (beta_from[hi] - beta_from[lo])).clamp(0.0, 1.0)
+    log_eps = eps.double().log()
+    out = (log_eps[:, lo] * (1.0 - frac) + log_eps[:, hi] * frac).exp()
+    return out.to(eps.dtype)
+
+
+def pilot_step_sizes(
+    log_likelihood: LogLikelihood,
+    q0: Gaussian,
+    settings: AISSettings,
+    seed: int,
+    example_indices: Sequence[int],
+) -> torch.Tensor:
+    """The step size of each of the run's ``steps - 1`` transitions, per example [B, steps - 1].
+
+    Fixed (``step_size``) without adaptation. Otherwise a pilot of ``pilot_chains`` chains per example
+    over ``pilot_distributions`` distributions, on noise keyed by (seed, example index, "ais-pilot"),
+    adapts eps after each transition (:func:`adapt_step_size`) and records the eps reached at each beta;
+    the record is interpolated onto the run's betas. Nothing here touches the estimate's noise.
+    """
+    batch, dim = q0.mean.shape
+    transitions = settings.steps - 1
+    dtype, device = q0.mean.dtype, q0.mean.device
+    if not settings.adapt_step_size:
+        return torch.full((batch, transitions), settings.step_size, dtype=dtype, device=device)
+    steps = settings.pilot_distributions
+    betas = beta_schedule(steps, settings.schedule)
+    noise = KeyedNoise(seed, example_indices, settings.pilot_chains, dim, steps - 1, device, dtype, PILOT_STREAM)
+    state = init(q0, log_likelihood, noise.initial(), settings.step_size)
+    reached = []
+    for t in range(steps - 1):  # the weights are not needed: the chains alone set the acceptance
+        beta = float(betas[t + 1])
+        state, info = hmc_kernel(noise.step(t), state, q0, beta, log_likelihood, settings.leapfrog_steps)
+        state = state._replace(step_size=adapt_step_size(state.step_size, info.acceptance, settings))
+        reached.append(state.step_size)
+    recorded = torch.stack(reached, dim=1)
+    return interpolate_step_sizes(betas[1:steps], recorded, beta_schedule(settings.steps, settings.schedule)[1:-1])
+
+
 def run_ais(
     log_likelihood: LogLikelihood,
     q0: Gaussian,
@@ -303,13 +414,17 @@ def run_ais(
     """log p(x) per example by AIS from q0 to p(z|x) (prior N(0, I)); see the module docstring.
 
     ``q0`` holds one Gaussian per example [B, d]; ``example_indices`` [B] key each example's randomness.
+    The step sizes are settled (:func:`pilot_step_sizes`) before the estimate's chains start, and frozen.
     """
     settings.validate()
     batch, dim = q0.mean.shape
     if len(example_indices) != batch:
         raise EvaluationError(f"{len(example_indices)} example indices for a batch of {batch}")
     if not (torch.isfinite(q0.mean).all() and torch.isfinite(q0.std).all() and (q0.std > 0).all()):
-        raise EvaluationError("AIS start distribution has non-finite mean or non-positive scale")
+        raise EvaluationError(
+            "AIS start distribution q0 has a non-finite mean or a non-finite or non-positive scale (the start moments)"
+        )
+    step_sizes = pilot_step_sizes(log_likelihood, q0, settings, seed, example_indices)
     betas = beta_schedule(settings.steps, settings.schedule).tolist()
     transitions = settings.steps - 1
     noise = KeyedNoise(seed, example_indices, settings.chains, dim, transitions, q0.mean.device, q0.mean.dtype)
@@ -319,8 +434,8 @@ def run_ais(
         state = anneal(state, q0, betas[t], betas[t + 1])
         if t == transitions:  # no transition after the last increment
             break
+        state = state._replace(step_size=step_sizes[:, t])
         state, info = hmc_kernel(noise.step(t), state, q0, betas[t + 1], log_likelihood, settings.leapfrog_steps)
-        state = state._replace(step_size=adapt_step_size(state.step_size, info.acceptance, settings))
         acceptance_sum += info.acceptance.mean(1).double()
     log_weights = state.log_weight.double()
     estimate = torch.logsumexp(log_weights, dim=1) - math.log(settings.chains)
@@ -332,4 +447,5 @@ def run_ais(
         log_weights=log_weights.cpu(),
         acceptance=(acceptance_sum / max(transitions, 1)).cpu(),
         step_size=state.step_size.double().cpu(),
+        step_sizes=step_sizes.double().cpu(),
     )

@@ -1,8 +1,11 @@
 """The test examples an evaluation runs on, and a description of them for the protocol record.
 
-MNIST: the test split (t10k), its first ``n`` images, each binarised dynamically (as the authors do at
-test time) with a generator keyed by (seed, example index, "binarize"): an example's bits depend on its
-index alone. Toy: the four points. Eight Schools: one empty row (the data live in the model's log joint).
+MNIST: ``n`` images of the test split (t10k) drawn at random without replacement, the first ``n`` of a
+permutation of all its images keyed by (seed, "test-subset") (the file is ordered, so its first images
+would not be a fair sample; a smaller ``n`` gives a subset of a larger one's images). Each image keeps its
+index in the file as its example index, and is binarised dynamically (as the authors do at test time)
+with a generator keyed by (seed, example index, "binarize"): an example's bits depend on its index alone.
+Toy: the four points. Eight Schools: one empty row (the data live in the model's log joint).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from avb_zoo.errors import DataError, EvaluationError
 from avb_zoo.rng import keyed_generator
 
+SUBSET_STREAM = "test-subset"
 DEFAULT_N_TEST = {"mnist": 2048, "toy": 4, "eight-schools": 1}  # 2048: the paper's AIS test set size
 
 
@@ -57,7 +61,11 @@ def load_test_set(
     data_dir: str | Path | None = None,
     data: torch.Tensor | None = None,
 ) -> TestSet:
-    """The first ``n_test`` test examples of the model's data set (``data`` [N, x_dim] replaces it)."""
+    """``n_test`` test examples of the model's data set (``data`` [N, x_dim] replaces it: its first n_test).
+
+    MNIST images are a random subset keyed by the seed (:func:`random_subset`); the toy's points and user
+    data are taken in order.
+    """
     name = data_name(config)
     x_dim = int(config["x_dim"])
     if n_test is not None and (not isinstance(n_test, int) or isinstance(n_test, bool) or n_test < 1):
@@ -90,12 +98,21 @@ def load_test_set(
     images = load_mnist(root, "test")
     if n > images.shape[0]:
         raise EvaluationError(f"n_test = {n} but the MNIST test split in {root} has {images.shape[0]} images")
-    indices = list(range(n))
+    indices = random_subset(images.shape[0], n, seed)
     desc = {
         "name": "mnist",
         "split": "test (t10k)",
         "examples": n,
-        "indices": f"0..{n - 1}",
+        "indices": (
+            f"{n} of the split's {images.shape[0]} images at random without replacement: the first {n} of a "
+            f"permutation keyed by (seed {seed}, '{SUBSET_STREAM}'); an image's example index is its place in the file"
+        ),
         "binarization": "dynamic: (uniform <= pixel / 255), uniforms keyed by (seed, example index, 'binarize')",
     }
-    return TestSet(check_examples(binarize_keyed(images[:n], seed, indices), x_dim), indices, desc)
+    return TestSet(check_examples(binarize_keyed(images[indices], seed, indices), x_dim), indices, desc)
+
+
+def random_subset(total: int, n: int, seed: int) -> list[int]:
+    """Indices of ``n`` of ``total`` examples without replacement: the first n of a permutation keyed by
+    (seed, "test-subset"), so the subset depends on the seed alone and grows with n."""
+    return torch.randperm(total, generator=keyed_generator(seed, SUBSET_STREAM))[:n].tolist()
