@@ -270,12 +270,12 @@ def test_mnist_avb_ac_two_ranks_match_one_rank(tmp_path, dtype):
     data = Path(__file__).parent / "data" / "mnist-subset"
 
     def one(folder: Path, kind: str) -> Path:
-        train("mnist-avb-ac", folder, max_steps=MNIST_STEPS, dtype=kind, data_dir=data, progress=False)
+        train("mnist-avb-ac-v1", folder, max_steps=MNIST_STEPS, dtype=kind, data_dir=data, progress=False)
         return folder
 
     two = tmp_path / "two"
     done = run_cli(
-        "train", "mnist-avb-ac", "--out", two, "--max-steps", MNIST_STEPS, "--dtype", dtype, "--nproc", 2,
+        "train", "mnist-avb-ac-v1", "--out", two, "--max-steps", MNIST_STEPS, "--dtype", dtype, "--nproc", 2,
         "--data-dir", data, "--quiet", "--json", timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

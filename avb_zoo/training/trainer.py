@@ -50,6 +50,7 @@ class TrainResult:
     engine: str = "eager"  # the engine that ran (after any fall-back)
     noise: str = "host"  # the run's noise stream
     engine_notes: list[str] = field(default_factory=list)  # why an engine fell back
+    history: list[tuple[int, StepResult]] = field(default_factory=list)  # losses every report_every steps
 
     @property
     def examples_per_second(self) -> float:
@@ -138,6 +139,7 @@ def train(
     engine: str = "eager",
     noise: str | None = None,
     report_every: int = 100,
+    max_seconds: float | None = None,
 ) -> TrainResult:
     """Train ``recipe`` (an id such as ``"toy-avb"`` or a Recipe) into the folder ``out``.
 
@@ -151,7 +153,8 @@ def train(
     ``engine`` (eager, compiled, graphs; see :mod:`avb_zoo.training.engines`) changes how a step runs, not
     what it computes; ``noise`` (host or device) is the run's noise stream: None takes the one a resumed run
     has, else the engine's default. The fast engines read their losses back every ``report_every`` steps
-    (and at every checkpoint), not every step.
+    (and at every checkpoint), not every step; those reads make the returned ``history``. ``max_seconds``
+    stops (with a checkpoint) at the first step that ends past that much wall time.
     """
     recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
     settings = recipe.train
@@ -163,6 +166,10 @@ def train(
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     if max_steps is not None and max_steps < 0:
         raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"max_seconds must be positive, got {max_seconds}")
+    if not isinstance(report_every, int) or report_every < 1:
+        raise ConfigError(f"report_every must be a positive integer, got {report_every!r}")
     total = settings.steps if max_steps is None else min(settings.steps, max_steps)
     world = join_world(device)
     world.check_divides(settings.batch_size)
@@ -194,6 +201,7 @@ def train(
     if step == 0 and not resume:
         checkpoint(0)
     last: StepResult | None = None
+    history: list[tuple[int, StepResult]] = []
     last_saved = first_step = step
     started = time.perf_counter()
     show = progress and world.is_main
@@ -203,9 +211,13 @@ def train(
             try:
                 runner.run(step)
                 step += 1
+                if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+                    total = step
                 checkpoint_due = step % settings.checkpoint_every == 0 or step == total
                 if runner.synchronous or on_step is not None or checkpoint_due or step % report_every == 0:
                     last = result = runner.result()
+                    if step % report_every == 0 or step == total:
+                        history.append((step, result))
                     if on_step is not None:
                         on_step(step, result)
                     if step % 10 == 0 or step == total:
@@ -242,4 +254,5 @@ def train(
         runner.name,
         noise,
         runner.notes,
+        history,
     )
