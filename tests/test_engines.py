@@ -164,6 +164,7 @@ def test_compiled_step_equals_the_eager_step():
     assert difference < TOLERANCE
 
 
+@pytest.mark.slow  # another compilation
 def test_compiled_step_float32_stays_within_rounding():
     """float32: the compiled step may fuse and reorder; after 20 steps it stays as close to the float64 run as
     the eager float32 run does (within a factor of 10), so it adds no error beyond float32 rounding."""
@@ -198,6 +199,7 @@ def test_fast_step_continues_from_a_reference_checkpoint(tmp_path):
     assert _max_difference(ref, second) < TOLERANCE
 
 
+@pytest.mark.slow  # two more compilations (about a minute each on 2 cores)
 def test_device_noise_run_is_the_same_function_under_every_engine(tmp_path):
     """train() with device noise: eager and compiled engines give the same run (float64), and a run resumed
     with another engine continues it exactly."""
@@ -209,9 +211,18 @@ def test_device_noise_run_is_the_same_function_under_every_engine(tmp_path):
     train(SMALL_AC, tmp_path / "mixed", max_steps=5, engine="eager", **common)
     resumed = train(SMALL_AC, tmp_path / "mixed", max_steps=12, engine="compiled", resume=True, **common)
     assert resumed.step == 12 and _max_difference(eager.model, resumed.model) < TOLERANCE
-    assert read_run_info(tmp_path / "mixed").noise == "device"
+
+
+def test_a_run_keeps_its_noise_stream(tmp_path):
+    """The noise stream is part of the run: a resume takes the checkpoint's, and asking for the other fails."""
+    common = dict(seed=1, progress=False, checkpoint_every=5)
+    whole = train("toy-vae", tmp_path / "whole", max_steps=10, noise="device", **common)
+    train("toy-vae", tmp_path / "run", max_steps=5, noise="device", **common)
+    assert read_run_info(tmp_path / "run").noise == "device"
+    resumed = train("toy-vae", tmp_path / "run", max_steps=10, resume=True, **common)  # noise from the checkpoint
+    assert resumed.noise == "device" and _max_difference(whole.model, resumed.model) == 0
     with pytest.raises(CheckpointError, match=r"noise stream 'device' \(asked 'host'\)"):
-        train(SMALL_AC, tmp_path / "mixed", max_steps=14, resume=True, **{**common, "noise": "host"})
+        train("toy-vae", tmp_path / "run", max_steps=14, resume=True, noise="host", **common)
 
 
 def test_graphs_fall_back_with_a_reason_on_a_cpu():
