@@ -32,6 +32,7 @@ from avb_zoo.recipes import TrainSettings
 from avb_zoo.training.step import StepResult, draw_noise
 
 PREFIX = "model."
+FUSED = hasattr(torch, "_fused_adam_")  # torch's one-pass Adam kernel (CPU and CUDA)
 
 
 class Objective(nn.Module):
@@ -75,20 +76,29 @@ class StackedAdam:
 
     @torch.no_grad()
     def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
-        """One step: the same operations as torch.optim.Adam's single-tensor and foreach paths (no weight
-        decay, no amsgrad), so model k's parameters change exactly as its own optimiser would change them."""
-        beta1, beta2 = self.betas
+        """One step with torch.optim.Adam's semantics (no weight decay, no amsgrad, eps added after the bias
+        correction of sqrt(v)): model k's parameters change as its own optimiser would change them, to
+        rounding. One fused pass over memory where torch has it (what makes the stacked update cheap)."""
         self.steps += 1
+        names = list(grads)
+        tensors = [params[n] for n in names], [grads[n].contiguous() for n in names]  # the kernel reads flat memory
+        moments = [self.exp_avg[n] for n in names], [self.exp_avg_sq[n] for n in names]
+        if FUSED:
+            step = torch.tensor(float(self.steps), device=tensors[0][0].device)
+            torch._fused_adam_(
+                *tensors, *moments, [], [step] * len(names), lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False,
+            )  # fmt: skip
+            return
+        beta1, beta2 = self.betas
         bias_correction1 = 1 - beta1**self.steps
-        bias_correction2 = 1 - beta2**self.steps
+        bias_correction2_sqrt = (1 - beta2**self.steps) ** 0.5
         step_size = self.lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        for name, grad in grads.items():
-            exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
+        for param, grad, exp_avg, exp_avg_sq in zip(*tensors, *moments, strict=True):  # the single-tensor path's ops
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            params[name].addcdiv_(exp_avg, denom, value=-step_size)
+            param.addcdiv_(exp_avg, denom, value=-step_size)
 
     def keep(self, rows: torch.Tensor) -> None:
         """Only the models at ``rows`` stay."""
