@@ -63,6 +63,12 @@ class Objective(nn.Module):
         return losses.primal, adversary, losses.elbo.mean(), losses.rec.mean()
 
 
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    """``t`` or its transpose, whichever is contiguous (an elementwise update does not care which): the
+    fused kernel copies non-contiguous tensors in and out."""
+    return t.mT if not t.is_contiguous() and t.ndim >= 2 and t.mT.is_contiguous() else t
+
+
 @dataclass
 class StackedAdam:
     """Adam over stacked tensors [K, ...], every model at the same step count (torch.optim.Adam's arithmetic)."""
@@ -81,8 +87,9 @@ class StackedAdam:
         rounding. One fused pass over memory where torch has it (what makes the stacked update cheap)."""
         self.steps += 1
         names = list(grads)
-        tensors = [params[n] for n in names], [grads[n].contiguous() for n in names]  # the kernel reads flat memory
-        moments = [self.exp_avg[n] for n in names], [self.exp_avg_sq[n] for n in names]
+        grads = {n: self._align(n, params, g) for n, g in grads.items()}
+        tensors = [_dense(params[n]) for n in names], [_dense(grads[n]) for n in names]
+        moments = [_dense(self.exp_avg[n]) for n in names], [_dense(self.exp_avg_sq[n]) for n in names]
         if FUSED:
             step = torch.tensor(float(self.steps), device=tensors[0][0].device)
             torch._fused_adam_(
@@ -99,6 +106,21 @@ class StackedAdam:
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
             param.addcdiv_(exp_avg, denom, value=-step_size)
+
+    def _align(self, name: str, params: dict[str, torch.Tensor], grad: torch.Tensor) -> torch.Tensor:
+        """``grad`` in the memory layout of its parameter (the fused kernel reads flat memory). A gradient that
+        comes out transposed (a batched matmul's weight gradient) once moves the parameter and its moments to
+        that layout instead, which saves a transposing copy of every such gradient at every step."""
+        param = params[name]
+        if grad.stride() == param.stride():
+            return grad
+        if torch.empty_like(grad).stride() != grad.stride():  # not a dense layout: copy the gradient
+            return torch.empty_like(param).copy_(grad)
+        with torch.no_grad():
+            params[name] = torch.empty_like(grad).copy_(param).requires_grad_(param.requires_grad)
+            self.exp_avg[name] = torch.empty_like(grad).copy_(self.exp_avg[name])
+            self.exp_avg_sq[name] = torch.empty_like(grad).copy_(self.exp_avg_sq[name])
+        return grad
 
     def keep(self, rows: torch.Tensor) -> None:
         """Only the models at ``rows`` stay."""
@@ -142,8 +164,8 @@ def unstack_adam(adam: StackedAdam, row: int, model: AVBModel, optimizer: torch.
     for name, param in zip(_player_params(model, player), optimizer.param_groups[0]["params"], strict=True):
         optimizer.state[param] = {
             "step": torch.tensor(float(adam.steps), dtype=torch.float32),
-            "exp_avg": adam.exp_avg[name][row].clone(),
-            "exp_avg_sq": adam.exp_avg_sq[name][row].clone(),
+            "exp_avg": adam.exp_avg[name][row].clone(memory_format=torch.contiguous_format),
+            "exp_avg_sq": adam.exp_avg_sq[name][row].clone(memory_format=torch.contiguous_format),
         }
 
 
