@@ -7,6 +7,7 @@ alike; the load average is printed with each row. MNIST recipes read ``--data-di
 the subset committed under tests/data (the speed does not depend on which).
 
     python benchmarks/train_stacked.py [--recipe mnist-avb-ac] [--ks 1,4,8] [--steps 24] [--device cpu|cuda]
+                                        [--threads N] [--blocks B]
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-dir", default=os.environ.get("AVB_ZOO_DATA"))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
     print(
