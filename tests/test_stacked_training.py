@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.stacked as stacked_module
@@ -162,3 +163,14 @@ def test_bad_seed_requests_fail_with_one_line(tmp_path, args, message):
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_one_image_source_serves_several_seeds_in_any_order():
+    """The epoch order is cached per seed: interleaving seeds (as a stacked run does) changes no batch."""
+    from avb_zoo.training.batches import ImageBatches
+
+    images = torch.rand(10, 4)
+    shared, alone = ImageBatches(images), {s: ImageBatches(images) for s in (0, 1)}
+    for step in range(12):  # batches of 3 cross epochs of 10 images
+        for s in (0, 1):
+            assert torch.equal(shared.batch(s, step, 3), alone[s].batch(s, step, 3))
