@@ -106,6 +106,11 @@ def worker_argv(ctx: click.Context) -> list[str]:
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Stop after this many steps in all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
+@click.option(
+    "--seeds",
+    default=None,
+    help="Several seeds (0-7 or 0,3,5), trained together in this process into OUT/seed-<s>, each as its solo run.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's (global) batch.")
@@ -136,6 +141,7 @@ def train(
     device: str,
     max_steps: int | None,
     seed: int,
+    seeds: str | None,
     resume: bool,
     data_dir: str | None,
     batch_size: int | None,
@@ -150,7 +156,8 @@ def train(
     """Train the catalogue recipe MODEL_ID (e.g. toy-avb) into a run folder.
 
     With --nproc N the run is data-parallel on N processes (DDP, started by torchrun's elastic agent); the
-    batch stays the global batch and the result does not depend on N beyond rounding.
+    batch stays the global batch and the result does not depend on N beyond rounding. With --seeds the
+    models of several seeds are trained as one stacked model in this process, one run folder per seed.
     """
     from pathlib import Path
 
@@ -161,6 +168,9 @@ def train(
 
     recipe = find_recipe(model_id)
     out = out or f"runs/{recipe.id}"
+    if seeds is not None:
+        _train_seeds(ctx, recipe, out, seeds, device, max_steps, resume, data_dir, batch_size, checkpoint_every, dtype)
+        return
     settings = launch_settings(launch)
     if settings is not None:
         from avb_zoo.distributed import World
@@ -221,6 +231,50 @@ def train(
         print_json(summary)
     else:
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
+
+
+def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: str, *args: Any) -> None:
+    """``train --seeds``: every seed's model stacked in this process; exit 1 when a model stopped."""
+    from avb_zoo.errors import ConfigError
+    from avb_zoo.training.device import resolve_device
+    from avb_zoo.training.seeds import parse_seeds, train_seeds
+
+    max_steps, resume, data_dir, batch_size, checkpoint_every, dtype = args
+    if launch_settings({k: ctx.params[k] for k in LAUNCH_OPTIONS}) is not None:
+        raise ConfigError("--seeds trains its models in one process; it cannot be combined with --nproc or --nnodes")
+    if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE:
+        raise ConfigError("give either --seed or --seeds, not both")
+    quiet, as_json = ctx.params["quiet"], ctx.params["as_json"]
+    result = train_seeds(
+        recipe,
+        out,
+        parse_seeds(seeds),
+        device=resolve_device(device),
+        max_steps=max_steps,
+        resume=resume,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        dtype=dtype,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    summary = {
+        "id": recipe.id,
+        "seeds": {str(s): {"out": str(r.out), "step": r.step} for s, r in result.runs.items()},
+        "diverged": {str(s): why for s, why in result.diverged.items()},
+        "steps_run": result.steps_run,
+        "seconds": round(result.seconds, 3),
+        "examples_per_second": round(result.examples_per_second, 1),
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        for s, r in result.runs.items():
+            click.echo(f"trained {recipe.id} seed {s} to step {r.step}; model in {r.out}")
+    for why in result.diverged.values():
+        click.echo(f"error: {why}", err=True)
+    if result.diverged:
+        ctx.exit(1)
 
 
 def _metrics_text(metrics: dict[str, Any]) -> str:

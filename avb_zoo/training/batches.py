@@ -64,12 +64,15 @@ class ImageBatches:
             self.scale = 1.0
         self.binarize = binarize
         self.n, self.x_dim = images.shape
-        self._perm: tuple[int, torch.Tensor] | None = None
+        self._perms: dict[int, tuple[int, torch.Tensor]] = {}  # seed -> (epoch, its permutation)
 
     def _permutation(self, seed: int, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, torch.randperm(self.n, generator=keyed_generator(seed, epoch, "epoch")))
-        return self._perm[1]
+        """The epoch's order for this seed, cached per seed (one source can serve several seeds at once)."""
+        cached = self._perms.get(seed)
+        if cached is None or cached[0] != epoch:
+            cached = (epoch, torch.randperm(self.n, generator=keyed_generator(seed, epoch, "epoch")))
+            self._perms[seed] = cached
+        return cached[1]
 
     def indices(self, seed: int, step: int, batch_size: int) -> torch.Tensor:
         """Row indices of the global batch: positions step*B .. (step+1)*B - 1 of the epoch sequence."""
