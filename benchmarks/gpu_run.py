@@ -366,9 +366,9 @@ def main() -> None:
                 data_dir=args.data_dir,
             )
             record["rows"] = stacked
-            lines = ["| K | " + " | ".join(str(k) for k in stacked[0]) + " |", "|---|" + "---|" * len(stacked[0])]
+            lines = ["| " + " | ".join(str(k) for k in stacked[0]) + " |", "|" + "---|" * len(stacked[0])]
             lines += [
-                "| " + str(row.get("K", "")) + " | " + " | ".join(str(v) for v in row.values()) + " |"
+                "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()) + " |"
                 for row in stacked
             ]
             summary["stacked_table"] = "stacked training (examples/s summed over K models):\n" + "\n".join(lines)
