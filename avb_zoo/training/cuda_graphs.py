@@ -6,8 +6,8 @@ touches at a fixed address (:class:`avb_zoo.training.fast_step.FastStep` is writ
 inputs it reads must be refreshed in place between replays.
 
 :func:`graph_blocker` says why graphs cannot be used here (or None); :func:`capture` records the program
-after warm-up runs on a side stream (which are real steps: the caller counts them). Everything before the
-capture call runs on a CPU too and is tested there.
+once the caller has run it a few times (real steps, on a side stream). Everything before the capture call
+runs on a CPU too and is tested there.
 """
 
 from __future__ import annotations
@@ -40,17 +40,12 @@ class CapturedStep:
         self.graph.replay()
 
 
-def capture(program: Callable[[], None], warmup: Callable[[], None], warmup_runs: int = 3) -> CapturedStep:
-    """Run ``warmup`` ``warmup_runs`` times on a side stream (compiling, allocating), then capture ``program``.
+def capture(program: Callable[[], None]) -> CapturedStep:
+    """Capture ``program`` (already run, so compiled and with its memory allocated) as a CUDA graph.
 
-    Raises RuntimeError (from torch) when the program does something a graph cannot hold.
+    The warm-up runs that must precede a capture are the engine's first real steps (it runs them on a side
+    stream). Raises RuntimeError (from torch) when the program does something a graph cannot hold.
     """
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup_runs):
-            warmup()
-    torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
