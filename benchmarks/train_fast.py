@@ -7,15 +7,18 @@ Every engine gets its own model and optimisers, is warmed up (compiled, captured
 engines run in turn, ``--block`` steps each, for ``--rounds`` rounds, so a change in machine load touches all
 of them alike; a row gives the median over rounds. On a GPU the table also gives the step's floating-point
 operations (counted by torch's FlopCounterMode on the eager step), the achieved TFLOP/s, and a bf16 matrix
-product's TFLOP/s measured in the same run as the ceiling to compare with.
+product's TFLOP/s measured in the same run as the ceiling to compare with. Last, K = 1/4/8 models trained as
+one stacked model against K solo runs (benchmarks/train_stacked.py), the two alternating step by step.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -182,6 +185,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--stacked", default="1,4,8", help="numbers of stacked models to measure ('' for none)")
+    parser.add_argument("--stacked-steps", type=int, default=16)
     args = parser.parse_args()
     device = torch.device(args.device)
     recipe = find_recipe(args.recipe)
@@ -202,6 +207,20 @@ def main() -> None:
     for r in rows:
         for note in r.notes:
             print(f"note ({r.engine}): {note}")
+    if args.stacked:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from train_stacked import measure as measure_stacked
+
+        print(f"\nstacked: K models in one process vs K solo runs, alternating step by step, batch {batch}")
+        print("| K | K solo runs examples/s | stacked examples/s | speed-up | load (1 min, start -> end) |")
+        print("|---|---|---|---|---|")
+        ks = [int(k) for k in args.stacked.split(",")]
+        for row in measure_stacked(recipe.id, ks, args.stacked_steps, device, batch, data_dir=args.data_dir):
+            load = row["load"]
+            print(
+                f"| {row['K']} | {row['solo examples/s']:.0f} | {row['stacked examples/s']:.0f} | "
+                f"{row['speed-up']:.2f} | {load[0]:.2f} -> {load[1]:.2f} |"
+            )
 
 
 if __name__ == "__main__":
