@@ -19,7 +19,7 @@ from avb_zoo.evaluation.metrics import ais_log_likelihood
 from avb_zoo.model import AVBModel
 from avb_zoo.recipes import find_recipe
 
-RECIPES = ("toy-avb", "mnist-avb-ac", "mnist-vae")
+RECIPES = ("toy-avb", "mnist-avb-ac-v1", "mnist-vae-v1")
 
 
 def models() -> list[tuple[str, AVBModel]]:

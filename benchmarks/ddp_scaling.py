@@ -53,9 +53,9 @@ from avb_zoo.launch import threads_per_process
 from avb_zoo.recipes import find_recipe, load_catalogue
 
 SUBSET = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist-subset"
-DEFAULT_RECIPES = "toy-avb,mnist-avb-ac"
+DEFAULT_RECIPES = "toy-avb,mnist-avb-ac-v1"
 # (SHORT, LONG) steps: LONG - SHORT steps of difference take a few seconds per configuration on a 2-core CPU
-DEFAULT_STEPS = {"toy-avb": (20, 120), "mnist-avb-ac": (5, 25)}
+DEFAULT_STEPS = {"toy-avb": (20, 120), "mnist-avb-ac-v1": (5, 25)}
 FALLBACK_STEPS = (5, 25)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

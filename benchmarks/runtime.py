@@ -165,7 +165,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[torch.nn.Module, Path, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a trained model folder (default: the recipe's architecture)")
-    parser.add_argument("--recipe", default="mnist-avb-ac", help="catalogue recipe whose architecture is measured")
+    parser.add_argument("--recipe", default="mnist-avb-ac-v1", help="catalogue recipe whose architecture is measured")
     parser.add_argument("--threads", type=int, default=None, help="threads for both engines (default: theirs)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per case")
     parser.add_argument("--seconds", type=float, default=0.3, help="time per engine per round")

@@ -106,7 +106,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="mnist-avb-ac")
+    parser.add_argument("--recipe", default="mnist-avb-ac-v1")
     parser.add_argument("--ks", default="1,4,8", help="comma-separated numbers of models")
     parser.add_argument("--steps", type=int, default=24, help="timed steps per side (after warm-up)")
     parser.add_argument("--warmup", type=int, default=2)

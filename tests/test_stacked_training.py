@@ -29,7 +29,7 @@ TOLERANCE = 1e-9
 def small_avb_ac():
     """mnist-avb-ac's architecture (convs, noise basis, Adaptive Contrast, inner-product adversary) made small,
     with two adversary updates per step."""
-    recipe = find_recipe("mnist-avb-ac")
+    recipe = find_recipe("mnist-avb-ac-v1")
     model = {
         **recipe.model,
         "encoder": {**recipe.model["encoder"], "eps_dim": 8, "n_basis": 4, "channels": [4, 8, 8], "hidden": [32]},
@@ -42,7 +42,7 @@ def small_avb_ac():
 
 
 def small_vae():
-    recipe = find_recipe("mnist-vae")
+    recipe = find_recipe("mnist-vae-v1")
     model = {
         **recipe.model,
         "encoder": {**recipe.model["encoder"], "channels": [4, 8, 8], "hidden": [32]},
