@@ -27,6 +27,23 @@ def timed(runner, start: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps * 1000
 
 
+def kernel_table(runner, start: int, steps: int, rows: int = 25) -> str:
+    """torch.profiler's top kernels (by device time) and top host calls over ``steps`` steps of ``runner``."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        for s in range(start, start + steps):
+            runner.run(s)
+        runner.result()
+    averages = prof.key_averages()
+    device_sort = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+    return (
+        f"{steps} steps profiled\n"
+        + averages.table(sort_by=device_sort, row_limit=rows, max_name_column_width=70)
+        + "\n"
+        + averages.table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=70)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", default="mnist-avb-ac-v2")
@@ -49,12 +66,7 @@ def main() -> None:
         rows.append((engine, runner.name, ready, ms, runner.notes))
         print(f"{engine}: ran as {runner.name}, ready in {ready:.1f} s, {ms:.3f} ms/step {runner.notes}", flush=True)
         if engine == "compiled":
-            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                for s in range(306, 316):
-                    runner.run(s)
-                runner.result()
-            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
-            print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=70))
+            print(kernel_table(runner, 306, 10))
     print("| engine | ran as | ready s | ms/step | steps/s |")
     print("|---|---|---|---|---|")
     for engine, ran, ready, ms, _ in rows:

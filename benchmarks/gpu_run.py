@@ -248,6 +248,7 @@ def main() -> None:
     parser.add_argument("--bench-rounds", type=int, default=3)
     parser.add_argument("--smoke-steps", type=int, default=20)
     parser.add_argument("--stacked-steps", type=int, default=30)
+    parser.add_argument("--profile-steps", type=int, default=10)
     parser.add_argument("--no-tf32-training", dest="tf32_training", action="store_false")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: every stage, end to end")
     args = parser.parse_args()
@@ -258,7 +259,7 @@ def main() -> None:
         args.budget, args.train_seconds, args.vae_min_seconds = 1200.0, 15.0, 5.0
         args.ais_images, args.ais_steps, args.ais_chains, args.eval_batch = 4, 6, 2, 4
         args.bench_block, args.bench_rounds, args.smoke_steps, args.report_every = 2, 2, 2, 5
-        args.stacked_steps = 2
+        args.stacked_steps, args.profile_steps = 2, 2
         args.checkpoint_every = args.checkpoint_every or 20
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,6 +351,22 @@ def main() -> None:
             best_engine, rate = fastest.engine, fastest.steps_per_second
             # the epoch time of the fastest engine: 55,000 images at the recipe's batch
             record["epoch_seconds"] = round(55000 / batch / rate, 2)
+
+    if clock.left() > 330:
+        with stage(summary, "profile", clock) as record:
+            from gpu_profile import kernel_table
+            from train_fast import build
+
+            engine = "compiled"
+            runner = build(
+                args.recipe, engine, "device", device, args.batch_size, batch_source(args.recipe, args.data_dir)
+            )
+            for s in range(3):
+                runner.run(s)
+            text = kernel_table(runner, 3, args.profile_steps)
+            (Path(args.run_dir) / "profile.txt").write_text(text)
+            record["table"] = text[:6000]
+            log(text)
 
     if clock.left() > 300:
         with stage(summary, "stacked", clock) as record:
