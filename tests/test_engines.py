@@ -9,6 +9,7 @@ catching any real change (a wrong gradient or update moves parameters by about t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import subprocess
@@ -234,6 +235,41 @@ def test_graphs_fall_back_with_a_reason_on_a_cpu():
     with pytest.warns(UserWarning, match="falls back to compiled: CUDA graphs need a CUDA device"):
         engine = FastEngine("graphs", "device", model, make_optimizers(model, settings), settings, source, 0, 0)
     assert engine.name == "compiled" and engine.notes
+
+
+def test_graphs_engine_up_to_the_capture_call(tmp_path, monkeypatch):
+    """The graphs engine's host side on a CPU: warm-up steps, one capture of a zero-argument program, then one
+    replay per step with the batch indices uploaded first. A stand-in capture records the program and replays
+    it eagerly (torch.compile is skipped to keep the test fast); the run equals the eager device-noise run,
+    across an index-block boundary."""
+    from avb_zoo.training import engines
+
+    captured = []
+
+    class Replayer:
+        def __init__(self, program):
+            self.program = program
+
+        def replay(self):
+            self.program()
+
+    real_capture = engines.capture
+
+    def fake_capture(*args, **kwargs):
+        inspect.signature(real_capture).bind(*args, **kwargs)  # called as the real capture must be
+        (program,) = args
+        captured.append(program)
+        return Replayer(program)
+
+    monkeypatch.setattr(engines, "graph_blocker", lambda *args, **kwargs: None)
+    monkeypatch.setattr(engines, "capture", fake_capture)
+    monkeypatch.setattr(engines.torch, "compile", lambda fn, **kwargs: fn)
+    settings = dict(seed=2, progress=False, dtype="float64", data_dir=MNIST_SUBSET, noise="device", batch_size=4)
+    monkeypatch.setattr("avb_zoo.training.fast_step.INDEX_BLOCK", 8)
+    graphs = train(SMALL_AC, tmp_path / "graphs", max_steps=12, engine="graphs", **settings)
+    assert graphs.engine == "graphs" and graphs.engine_notes == [] and len(captured) == 1
+    eager = train(SMALL_AC, tmp_path / "eager", max_steps=12, engine="eager", **settings)
+    assert _max_difference(eager.model, graphs.model) == 0
 
 
 def test_divergence_in_the_fast_step_stops_at_that_step(tmp_path, monkeypatch):

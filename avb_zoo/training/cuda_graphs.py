@@ -12,7 +12,8 @@ runs on a CPU too and is tested there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -28,6 +29,19 @@ def graph_blocker(device: torch.device, noise: str, distributed: bool) -> str | 
     if distributed:
         return "CUDA graphs are not used under torchrun (each step all-reduces gradients through DDP)"
     return None
+
+
+@contextmanager
+def warmup_stream(device: torch.device) -> Iterator[None]:
+    """Run the enclosed work on a side stream (CUDA's rule for the runs before a capture); a no-op on a CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        yield
+    torch.cuda.current_stream(device).wait_stream(side)
 
 
 class CapturedStep:

@@ -27,7 +27,7 @@ from avb_zoo.errors import ConfigError, TrainingDiverged
 from avb_zoo.model import AVBModel
 from avb_zoo.recipes import TrainSettings
 from avb_zoo.training.batches import BatchSource
-from avb_zoo.training.cuda_graphs import CapturedStep, capture, graph_blocker
+from avb_zoo.training.cuda_graphs import CapturedStep, capture, graph_blocker, warmup_stream
 from avb_zoo.training.fast_step import NOISE_STREAMS, DeviceInputs, FastStep, HostInputs
 from avb_zoo.training.players import Players
 from avb_zoo.training.step import StepResult, train_step
@@ -110,6 +110,7 @@ class FastEngine(Engine):
         super().__init__(requested, noise, synchronous=False)
         device_inputs = DeviceInputs(model, source, settings, seed) if noise == "device" else None
         self.host_inputs = HostInputs(model, source, settings, seed) if noise == "host" else None
+        self.device = model.device
         self.step = FastStep(model, optimizers, settings, start_step, device_inputs)
         self.program: Callable = self.step.program
         self.captured: CapturedStep | None = None
@@ -149,11 +150,8 @@ class FastEngine(Engine):
             self.captured.replay()
             return
         if self.warmups < GRAPH_WARMUP_STEPS:  # real steps, run on a side stream before the capture
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            with warmup_stream(self.device):
                 self._call(step)
-            torch.cuda.current_stream().wait_stream(side)
             self.warmups += 1
             return
         self.step.inputs.prepare(step)
@@ -161,7 +159,6 @@ class FastEngine(Engine):
             self.captured = capture(lambda: self.program(None))
         except Exception as err:  # noqa: BLE001 - any capture failure falls back to the compiled program
             self._fall_back("compiled", f"capture failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
-            torch.cuda.synchronize()
             self._call(step)
             return
         self.captured.replay()
