@@ -390,12 +390,16 @@ def push(
     from pathlib import Path
 
     from avb_zoo.hub import push as push_folder
-    from avb_zoo.hub import push_files, sha256_file
+    from avb_zoo.hub import push_files, push_skipped, sha256_file
 
+    skipped = push_skipped(Path(folder))
+    for rel, why in skipped.items():
+        click.echo(f"skipped {rel}: {why} (push uploads only the model's own files)", err=True)
     url = push_folder(folder, repo_id, private=private, revision=revision, commit_message=commit_message)
     if as_json:
         hashes = {rel: sha256_file(p) for rel, p in push_files(Path(folder)).items()}
-        print_json({"commit_url": url, "repo_id": repo_id, "revision": revision or "main", "files": hashes})
+        out = {"commit_url": url, "repo_id": repo_id, "revision": revision or "main", "files": hashes}
+        print_json({**out, "skipped": skipped})
     else:
         click.echo(url)
 

@@ -6,10 +6,10 @@ import torch), so a hostile or broken file gets the same message whichever path 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = "config.json"
@@ -20,14 +20,12 @@ def read_config_json(folder: str | Path) -> dict[str, Any]:
     """The JSON object in ``folder/config.json``; errors name the file and the problem."""
     path = Path(folder) / CONFIG_FILE
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is {size:,} bytes; a model config.json is at most {MAX_CONFIG_BYTES:,}")
-        config = json.loads(path.read_text())
+        raw = read_regular(path, MAX_CONFIG_BYTES, ConfigError, "model config.json")
     except FileNotFoundError:
         raise CheckpointError(f"{folder} holds no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    config = loads_json(raw, path, ConfigError)
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avb_zoo.bounded import read_regular
 from avb_zoo.errors import CheckpointError, OutputError
 
 if TYPE_CHECKING:
     import torch
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit
+MAX_WEIGHTS_BYTES = 16 << 30  # far above any zoo model; a larger file is not one of its weights files
 
 
 def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
@@ -84,7 +86,7 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_WEIGHTS_BYTES, CheckpointError, "safetensors file")
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except OSError as err:
@@ -98,6 +100,8 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         )
     try:
         header = json.loads(raw[8 : 8 + header_len])
+    except RecursionError:
+        raise CheckpointError(f"{path} is corrupt: its header is nested too deeply; refused") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError(f"{path} is corrupt: its header is not JSON") from None
     if not isinstance(header, dict):

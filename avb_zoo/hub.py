@@ -7,7 +7,8 @@ reached, or offline mode is on and the cache has no copy, the copy shipped insid
 the result says so. Offline mode never opens a connection.
 
 ``push`` publishes a model folder as one commit: config.json, model.safetensors (+ adversary.safetensors),
-the ONNX graphs, metrics.json, and a generated model card.
+the ONNX graphs and their verification report, metrics.json, and a generated model card. Only those files,
+and only regular files inside the folder, are uploaded (``avb_zoo.hub_files``); the others are reported.
 """
 
 from __future__ import annotations
@@ -30,19 +31,18 @@ from avb_zoo.errors import (
     HubUnreachable,
     ModelNotFound,
 )
+from avb_zoo.hub_files import PUSHED, REQUIRED, remove_cached, select_push_files
 from avb_zoo.hub_names import check_repo_id, check_revision
 
 if TYPE_CHECKING:
     from avb_zoo.registry import ModelSpec
 
-__all__ = ["Pulled", "fetch", "pull", "push", "resolve_local", "sha256_file"]
+__all__ = ["Pulled", "fetch", "pull", "push", "resolve_checked", "resolve_local", "sha256_file"]
 
 OFFICIAL_ENDPOINT = "https://huggingface.co"
 CONFIG_FILE = "config.json"
-REQUIRED = ("config.json", "model.safetensors")
-OPTIONAL = ("adversary.safetensors", "metrics.json")
 # When the registry has no hashes for a model (some plugins), these are what a model folder holds.
-UNHASHED_PATTERNS = [*REQUIRED, *OPTIONAL, "onnx/*.onnx", "onnx/*.onnx.data"]
+UNHASHED_PATTERNS = list(PUSHED)
 
 
 @dataclass(frozen=True)
@@ -141,25 +141,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _remove_cached(path: Path) -> None:
-    """Delete a cache entry: the snapshot link and the blob it points to."""
-    target = path.resolve()
-    path.unlink(missing_ok=True)
-    if target != path:
-        target.unlink(missing_ok=True)
-
-
-def verify_files(folder: Path, files: dict[str, str], where: str, delete: bool) -> None:
-    """Check every file present in ``folder`` against ``files``; on a mismatch delete it (if asked) and raise."""
+def verify_files(folder: Path, files: dict[str, str], where: str, cache: Path | None) -> None:
+    """Check every file present in ``folder`` against ``files``; on a mismatch raise, deleting the file when
+    ``folder`` is a snapshot of ``cache`` (and only inside the cache)."""
     for rel, want in sorted(files.items()):
         path = folder / rel
         if not path.exists():
             continue
         got = sha256_file(path)
         if got != want:
-            if delete:
-                _remove_cached(path)
-            action = "it was deleted from the cache; pull again" if delete else "reinstall avb-zoo"
+            if cache is not None:
+                remove_cached(path, cache)
+            action = "it was deleted from the cache; pull again" if cache is not None else "reinstall avb-zoo"
             raise ChecksumError(
                 f"{where}: {rel} has sha256 {got[:16]}..., the catalogue expects {want[:16]}... "
                 f"(a corrupt or tampered file; {action})"
@@ -275,7 +268,7 @@ def _shipped(spec: ModelSpec, reason: str) -> Pulled:
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
         raise CheckpointError(f"the copy of {spec.id} shipped in {folder} lacks {missing}; reinstall avb-zoo")
-    verify_files(folder, spec.files, f"the copy of {spec.id} shipped in {folder}", delete=False)
+    verify_files(folder, spec.files, f"the copy of {spec.id} shipped in {folder}", cache=None)
     return Pulled(
         spec.id, folder, "shipped", f"the copy shipped with the package ({reason})", spec.hub_repo_id, None, None
     )
@@ -326,7 +319,7 @@ def fetch(
                 "package ships none" + ("; pull it once online" if offline else "")
             ) from None
     folder, commit = located
-    verify_files(folder, spec.files, f"{repo_id}@{commit}", delete=True)
+    verify_files(folder, spec.files, f"{repo_id}@{commit}", cache=cache)
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
         raise HubNotFound(f"{repo_id}@{commit} lacks {missing}: not an avb-zoo model repo")
@@ -356,39 +349,48 @@ def resolve_local(
     offline: bool = False,
 ) -> Path:
     """A model folder for a path to one, or for a model id (pulled, or the shipped copy)."""
+    return resolve_checked(id_or_dir, revision, cache_dir, offline)[0]
+
+
+def resolve_checked(
+    id_or_dir: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> tuple[Path, dict[str, str] | None]:
+    """(model folder, the sha256 of each file checked in it), for a path to a folder or a model id.
+
+    The user's own folder is theirs to trust: None. For an id, only the catalogue's files were checked, so
+    only they may be opened (a file planted beside them in the cache was not); None where the registry holds
+    no hashes for the model (the pull said its files are not verified).
+    """
     path = Path(id_or_dir).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is a folder but holds no {CONFIG_FILE}: not a model folder")
-        return path
+        return path, None
     text = str(id_or_dir)
     if isinstance(id_or_dir, Path) or text.startswith((".", "/", "~")):
         raise CheckpointError(f"{text} is not a model folder (no such directory)")
+    from avb_zoo.registry import spec as find_spec
+
     try:
-        return pull(text, revision=revision, cache_dir=cache_dir, offline=offline)
+        pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
     except ModelNotFound as err:
         raise type(err)(f"{err} ({text!r} is not a folder either)") from None
+    files = find_spec(text).files
+    return pulled.folder, (dict(files) if pulled.verified and files else None)
 
 
 # --------------------------------------------------------------------------------------------- pushing
 def push_files(folder: Path) -> dict[str, Path]:
-    """The files a push uploads, by path in the repo: the model, its ONNX graphs and metrics."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder} is not a model folder")
-    files: dict[str, Path] = {}
-    for rel in (*REQUIRED, *OPTIONAL):
-        if (folder / rel).is_file():
-            files[rel] = folder / rel
-    missing = [rel for rel in REQUIRED if rel not in files]
-    if missing:
-        raise CheckpointError(f"{folder} is not a model folder: it lacks {missing}")
-    onnx = folder / "onnx"
-    if onnx.is_dir():
-        for path in sorted(onnx.iterdir()):
-            if path.is_file() and path.name.endswith((".onnx", ".onnx.data")):
-                files[f"onnx/{path.name}"] = path
-    return files
+    """The files a push uploads, by path in the repo: the model, its ONNX graphs, their report and metrics."""
+    return select_push_files(Path(folder))[0]
+
+
+def push_skipped(folder: Path) -> dict[str, str]:
+    """The files of ``folder`` a push leaves out, each with the reason."""
+    return select_push_files(Path(folder))[1]
 
 
 def push(
@@ -414,8 +416,8 @@ def push(
     if revision is not None:
         check_revision(revision)
     files = push_files(Path(folder))
-    model = load(folder)  # strict: config, weights and their shapes must agree
-    metrics = read_metrics_file(Path(folder) / "metrics.json")
+    model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree
+    metrics = read_metrics_file(files["metrics.json"]) if "metrics.json" in files else {}
     hashes = {rel: sha256_file(path) for rel, path in files.items()}
     card = render_model_card(model.config, metrics, repo_id, hashes)
 

@@ -12,8 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import ConfigError
 
+MAX_METRICS_BYTES = 1 << 20  # a metrics file is a few hundred bytes
 LIBRARY_NAME = "avb-zoo"
 # The Hub dataset ids of the data sets recipes train on (toy and Eight Schools have none).
 HUB_DATASETS = {"mnist": "ylecun/mnist"}
@@ -34,9 +36,10 @@ def read_metrics_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+        raw = read_regular(path, MAX_METRICS_BYTES, ConfigError, "metrics.json")
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    data = loads_json(raw, path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data

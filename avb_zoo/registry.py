@@ -528,7 +528,9 @@ def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
             )
         tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
         load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
-        if model.adversary is not None and (folder / ADVERSARY_FILE).is_file():
+        # a catalogue with hashes vouches only for the files it lists: an extra file in the cache is not read
+        listed = not model_spec.files or ADVERSARY_FILE in model_spec.files
+        if model.adversary is not None and listed and (folder / ADVERSARY_FILE).is_file():
             adv, _ = read_safetensors(folder / ADVERSARY_FILE)
             load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
         return

@@ -182,7 +182,7 @@ def main() -> None:
             "onnxruntime_mb": peak_mb([sys.executable, "-c", ORT_CHILD, str(folder)]),
             "torch_mb": peak_mb([sys.executable, "-c", TORCH_CHILD, str(folder)]),
         }
-    import onnxruntime
+    from avb_zoo.runtime.ort import onnxruntime
 
     result = {
         "model": source,

@@ -8,6 +8,7 @@ so no folder claims a verified export that it does not hold.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 from pathlib import Path
@@ -39,8 +40,9 @@ VERSION_SUFFIX = re.compile(r"-v(\d+)$")
 
 def _versions() -> dict[str, str]:
     import onnx
-    import onnxruntime
     import onnxscript
+
+    from avb_zoo.runtime.ort import onnxruntime
 
     return {
         "avb_zoo": avb_zoo.__version__,
@@ -78,6 +80,17 @@ def _remove_outputs(onnx_dir: Path) -> None:
     (onnx_dir / REPORT_FILE).unlink(missing_ok=True)
 
 
+def _check_onnx_dir(out: Path) -> None:
+    """``out/onnx`` must be a real folder inside ``out``: an export never writes (or deletes) through a link."""
+    onnx_dir = out / ONNX_DIR
+    if onnx_dir.is_symlink():
+        raise ExportError(f"{onnx_dir} is a symbolic link; export writes only inside the model folder: remove it")
+    if onnx_dir.exists() and not onnx_dir.is_dir():
+        raise ExportError(f"{onnx_dir} exists and is not a folder; remove it or choose another --out")
+    if onnx_dir.exists() and not Path(os.path.realpath(onnx_dir)).is_relative_to(os.path.realpath(out)):
+        raise ExportError(f"{onnx_dir} lies outside {out}; export writes only inside the model folder")
+
+
 def _config_missing(out: Path, model: AVBModel) -> bool:
     """Whether ``out`` lacks a config.json; one it has must describe this model's architecture."""
     if not (out / CONFIG_FILE).exists():
@@ -111,6 +124,7 @@ def export_model(
     specs, skipped = graph_specs(model, moment_draws, moment_seed)
     if not specs:
         raise ExportError(f"{model_id} has no exportable graph: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    _check_onnx_dir(out)
     write_config = _config_missing(out, model)
     generator = torch.Generator().manual_seed(seed)
     files: dict[Path, bytes] = {}

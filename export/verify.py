@@ -7,9 +7,9 @@ Inputs are drawn as the graph's users draw them (images uniform in [0, 1], noise
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
+from avb_zoo.runtime.ort import ort
 from avb_zoo.runtime.session import session_options
 
 from .graphs import GraphSpec

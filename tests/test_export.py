@@ -7,13 +7,13 @@ import shutil
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx_models import build, exported
 
 from avb_zoo.errors import ExportError
 from avb_zoo.model_io import load
+from avb_zoo.runtime.ort import ort
 
 ATOL = 1e-4
 

@@ -26,7 +26,8 @@ from avb_zoo.errors import (
     HubUnreachable,
     InvalidRepoId,
 )
-from avb_zoo.hub import fetch, pull, push, push_files, resolve_local, sha256_file
+from avb_zoo.hub import fetch, pull, push, resolve_local, sha256_file
+from avb_zoo.hub_files import PUSHED
 from avb_zoo.model_io import load
 
 # huggingface_hub's LFS PUT passes a file object as `data=`, which httpx2 deprecates: not ours to fix.
@@ -49,7 +50,8 @@ def hub(hub_server: HubFixture, registry, monkeypatch: pytest.MonkeyPatch) -> Hu
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {rel: sha256_file(path) for rel, path in push_files(folder).items()}
+    """sha256 of the zoo's files in ``folder`` (a cache snapshot holds links into the cache, so not push_files)."""
+    return {rel: sha256_file(folder / rel) for rel in PUSHED if (folder / rel).exists()}
 
 
 def _register(repo_id: str, folder: Path, revision: str = "main", name: str = "test/model-v1", **extra):

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from avb_zoo.cli import main
@@ -20,6 +19,7 @@ from PIL import Image
 from avb_zoo.errors import CheckpointError, GraphError, InputError, ProviderError
 from avb_zoo.model_io import load
 from avb_zoo.runtime import Encoder, Sampler, as_model_input, load_images, resolve_model_dir
+from avb_zoo.runtime.ort import ort
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,12 @@ error deep in training. Gzip is detected from the magic bytes, not the suffix, s
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import stat
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -29,46 +33,72 @@ _CODE_TO_DTYPE: dict[int, np.dtype] = {
 _DTYPE_TO_CODE: dict[np.dtype, int] = {dt.newbyteorder("="): code for code, dt in _CODE_TO_DTYPE.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's contents, decompressed when it starts with the gzip magic."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise IDXFormatError(f"{path}: file not found") from None
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+MAX_IDX_BYTES = 1 << 31  # 2 GiB uncompressed: far above MNIST (47 MB); a larger header is refused unread
+_TRAILING_SHOWN = 1 << 20  # trailing bytes counted exactly up to this many
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw) into a native-endian array, checking magic, sizes and exact length."""
-    path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise IDXFormatError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-    if data[0] != 0 or data[1] != 0:
-        raise IDXFormatError(f"{path}: bad IDX magic {data[:4].hex()} (expected 0000 then type and ndim)")
-    code, ndim = data[2], data[3]
+def _stream(fh: BinaryIO, path: Path) -> BinaryIO:
+    """``fh`` itself, or a gzip reader over it when the file starts with the gzip magic (decompressed lazily)."""
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        raise IDXFormatError(f"{path}: not a regular file (a device, pipe or socket)")
+    compressed = fh.read(2) == _GZIP_MAGIC
+    fh.seek(0)
+    return gzip.GzipFile(fileobj=fh, mode="rb") if compressed else fh
+
+
+def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
+    """Header first, then exactly the payload it implies: never more than the header's size is read."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise IDXFormatError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+    if head[0] != 0 or head[1] != 0:
+        raise IDXFormatError(f"{path}: bad IDX magic {head.hex()} (expected 0000 then type and ndim)")
+    code, ndim = head[2], head[3]
     dtype = _CODE_TO_DTYPE.get(code)
     if dtype is None:
         raise IDXFormatError(f"{path}: unknown IDX type code 0x{code:02x}")
     if ndim == 0:
         raise IDXFormatError(f"{path}: IDX header declares 0 dimensions")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise IDXFormatError(f"{path}: truncated IDX header (expected {header} bytes, got {len(data)})")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "trailing bytes"
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise IDXFormatError(f"{path}: truncated IDX header (expected {header} bytes, got {4 + len(dims)})")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+    payload = math.prod(shape) * dtype.itemsize
+    expected = header + payload
+    if expected > MAX_IDX_BYTES:
+        raise IDXFormatError(f"{path}: header declares shape {shape}, {expected:,} bytes; at most {MAX_IDX_BYTES:,}")
+    body = stream.read(payload)
+    extra = len(stream.read(_TRAILING_SHOWN))
+    if len(body) < payload or extra:
+        what = "truncated" if len(body) < payload else "trailing bytes"
+        more = "more than " if extra == _TRAILING_SHOWN else ""
+        has = header + len(body) + extra
         raise IDXFormatError(
-            f"{path}: {what}: shape {shape} needs {expected} bytes, file has {len(data)} (uncompressed)"
+            f"{path}: {what}: shape {shape} needs {expected} bytes, file has {more}{has} (uncompressed)"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    array = np.frombuffer(body, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=True)  # writable, native byte order
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (gzip or raw) into a native-endian array, checking magic, sizes and exact length."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            stream = _stream(fh, path)
+            try:
+                return _parse(stream, path)
+            except IDXFormatError:
+                if isinstance(stream, gzip.GzipFile):
+                    stream.read(_TRAILING_SHOWN)  # a damaged gzip stream is the better explanation, when it is one
+                raise
+    except FileNotFoundError:
+        raise IDXFormatError(f"{path}: file not found") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+    except OSError as exc:
+        raise IDXFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def encode_idx(array: np.ndarray) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +13,31 @@ from avb_zoo.runtime.conventions import CONFIG_FILE
 
 
 def resolve_model_dir(id_or_dir: str | Path) -> Path:
+    """The model folder that ``id_or_dir`` names (see ``resolve_model``)."""
+    return resolve_model(id_or_dir)[0]
+
+
+def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None]:
     """The model folder that ``id_or_dir`` names: a folder holding config.json, or a model id.
 
-    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.resolve_local``
-    (the sha256-checked Hub cache or the copy the package ships) where this installation has it.
+    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.resolve_checked``
+    (the sha256-checked Hub cache or the copy the package ships) where this installation has it; the second
+    item is then the sha256 of every file that was checked, the only files of that folder that may be opened
+    (None for the user's own folder).
     """
     path = Path(id_or_dir).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is not a model folder: it holds no {CONFIG_FILE}")
-        return path
+        return path, None
     if path.exists():
         raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
     try:
-        from avb_zoo.hub import resolve_local
+        from avb_zoo.hub import resolve_checked
     except ImportError:
         raise CheckpointError(f"{id_or_dir!r} is not a model folder (no such directory)") from None
-    return Path(resolve_local(id_or_dir))
+    folder, hashes = resolve_checked(id_or_dir)
+    return Path(folder), hashes
 
 
 def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 from avb_zoo.errors import InputError
 from avb_zoo.runtime.conventions import image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
-from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
+from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
 
 DEFAULT_BATCH = 1024
@@ -52,7 +52,7 @@ class _Model:
     def __init__(
         self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
     ) -> None:
-        self.folder = resolve_model_dir(model)
+        self.folder, self._hashes = resolve_model(model)
         self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
         self.x_dim: int = self.config["x_dim"]
@@ -62,7 +62,7 @@ class _Model:
         self.providers: list[str] = self.graph.providers
 
     def _open(self, name: str) -> GraphSession:
-        return GraphSession(self.folder, name, self.config, self._providers, self._threads)
+        return GraphSession(self.folder, name, self.config, self._providers, self._threads, self._hashes)
 
 
 class Encoder(_Model):

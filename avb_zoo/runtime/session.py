@@ -14,6 +14,7 @@ such as ``DepthToSpace`` and the element-wise activations run on one thread insi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from avb_zoo.errors import GraphError, InputError, ProviderError
 from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
+from avb_zoo.runtime.ort import ort
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 MIN_ROWS_PER_THREAD = 8  # below this a block's fixed cost per call outweighs a second thread
@@ -78,6 +79,20 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+def checked_bytes(folder: Path, rel: str, hashes: Mapping[str, str]) -> bytes:
+    """The bytes of ``folder/rel`` when ``hashes`` vouches for them: a file it does not list is never opened,
+    and the bytes checked are the bytes run (the file cannot change in between)."""
+    want = hashes.get(rel)
+    if want is None:
+        raise GraphError(
+            f"{folder / rel} is not among the model's catalogued files (its sha256 was never checked); not opened"
+        )
+    data = (folder / rel).read_bytes()
+    if hashlib.sha256(data).hexdigest() != want:
+        raise GraphError(f"{folder / rel} does not match the sha256 the catalogue records for it; not opened")
+    return data
+
+
 def _dims(arg: Any) -> list[int | None]:
     """Fixed sizes of an onnxruntime NodeArg's shape, None for the dynamic (named) ones."""
     return [d if isinstance(d, int) else None for d in arg.shape]
@@ -97,11 +112,13 @@ class GraphSession:
         config: Mapping[str, Any],
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
+        hashes: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.path = folder / graph_file(name)
         if not self.path.is_file():
             raise GraphError(f"{folder} has no {graph_file(name)}; run `avb-zoo export {folder}` first")
+        source = str(self.path) if hashes is None else checked_bytes(folder, graph_file(name), hashes)
         requested, explicit = choose_providers(providers)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer, got {threads!r}")
@@ -112,7 +129,7 @@ class GraphSession:
         self._split = on_cpu and self.threads > 1
         try:
             options = session_options(1 if on_cpu else self.threads)
-            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
+            self.session = ort.InferenceSession(source, options, providers=requested)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GraphError(f"{self.path} is not a usable ONNX graph: {first}") from None
