@@ -94,9 +94,12 @@ def test_two_ranks_match_one_rank_in_float32(runs):
     Over 10 steps that drift is about 1e-7; a player whose gradients are not averaged moves parameters by
     about the learning rate (1e-3) per step. The adversarial game soon amplifies rounding: a single pre-activation
     whose sign a rounding flips changes the trajectory at 1e-4 by step 20 and at parameter scale by step 200, in
-    one process as in two (the slow test below), so a tight float32 comparison needs a short horizon."""
+    one process as in two (the slow test below), so a tight float32 comparison needs a short horizon. Where that
+    horizon ends depends on the CPU's float32 kernels: on some machines a flip before step 10 puts both float32
+    runs about 1e-3 from float64 while they agree with each other to about 1e-7. Either way the comparison is
+    not vacuous: the float32 runs follow float64 (drift below 1e-6) or follow each other that closely."""
     drift_one, drift_two, between = float32_comparison(runs["base"], 10)
-    assert drift_one < 1e-6  # the horizon where float32 still follows float64
+    assert min(drift_one, between) < 1e-6
     assert drift_two <= 3 * drift_one
     assert between <= 4 * drift_one
 
