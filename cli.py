@@ -226,7 +226,9 @@ def train(
         "engine_notes": result.engine_notes,
     }
     if result.last is not None:
-        summary.update(primal_loss=result.last.primal, adversary_loss=result.last.adversary, elbo=result.last.elbo)
+        elbo_key = "elbo" if recipe.model["method"] == "vae" else "elbo_estimate"  # AVB: the adversary's estimate
+        summary.update(primal_loss=result.last.primal, adversary_loss=result.last.adversary)
+        summary[elbo_key] = result.last.elbo
     if as_json:
         print_json(summary)
     else:
@@ -277,15 +279,25 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
         ctx.exit(1)
 
 
+ERROR_SUFFIXES = {"_mc_se": "MC s.e.", "_spread_se": "spread s.e."}
+
+
 def _metrics_text(metrics: dict[str, Any]) -> str:
-    """``name=value±se`` for each metric (a ``<name>_se`` entry is shown with its metric)."""
+    """``name=value (MC s.e. a, spread s.e. b)`` for each metric; ``<name>_mc_se`` is the AIS Monte Carlo error,
+    ``<name>_spread_se`` the spread over examples (std / sqrt(n)); an ``*_estimate`` is not a bound."""
     parts = []
     for name, value in metrics.items():
-        if name.endswith("_se") and name[:-3] in metrics:
+        if any(name.endswith(suffix) and name[: -len(suffix)] in metrics for suffix in ERROR_SUFFIXES):
             continue
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        se = metrics.get(f"{name}_se")
-        parts.append(f"{name}={text}" + (f"±{se:.2g}" if isinstance(se, float) else ""))
+        errors = [
+            f"{label} {metrics[name + suffix]:.2g}"
+            for suffix, label in ERROR_SUFFIXES.items()
+            if isinstance(metrics.get(name + suffix), float)
+        ]
+        if name.endswith("_estimate"):
+            errors.append("an estimate, not a bound")
+        parts.append(f"{name}={text}" + (f" ({', '.join(errors)})" if errors else ""))
     return ", ".join(parts) or "-"
 
 

@@ -26,7 +26,8 @@ from torch import nn
 from avb_zoo.errors import ConfigError
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
-from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder
+from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
+from avb_zoo.rng import keyed_generator
 
 FORMAT_VERSION = 1
 METHODS = ("avb", "avb-ac", "vae")
@@ -34,6 +35,8 @@ MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against co
 MAX_INT = 1 << 20
 MAX_LIST = 64
 COMMON_FIELDS = ("x_dim", "latent_dim", "image_shape")
+BASIS_MOMENT_DRAWS = 65536  # noise draws behind a model's estimate of its basis-vector moments
+BASIS_MOMENT_KEY = "ac-basis-moments"  # the key of the generator they are drawn from
 
 
 def _check_value(where: str, value: Any) -> None:
@@ -244,12 +247,15 @@ class AVBModel(nn.Module):
         return torch.sigmoid(self.decode_logits(self.sample_prior(n, generator)))
 
     def encoder_moments(
-        self, x: torch.Tensor, n_noise: int = 4096, generator: torch.Generator | None = None
+        self, x: torch.Tensor, n_noise: int | None = None, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x) [B, d] each.
 
-        Gaussian encoder: exact. Noise-basis encoder: exact given the moments of the basis vectors, which are
-        estimated once from ``n_noise`` noise draws (they do not depend on x).
+        Gaussian encoder: exact. Noise-basis encoder: exact given the moments of the basis vectors, which do
+        not depend on x; they are the model's own estimate (:meth:`basis_moments`, the same numbers that
+        evaluation and the exported moments graph use). An unconditional sampler: the moments of its samples,
+        from the same keyed estimate. ``n_noise`` or ``generator`` asks instead for a one-off estimate from
+        ``n_noise`` (default ``BASIS_MOMENT_DRAWS``) draws of ``generator`` (fresh ones when None).
         """
         enc = self.encoder
         if not enc.has_moments:
@@ -257,13 +263,48 @@ class AVBModel(nn.Module):
         if isinstance(enc, GaussianEncoder):
             mu, log_sigma = enc.gaussian(x)
             return mu, (2 * log_sigma).exp()
-        eps = self.sample_noise(n_noise, generator)
+        if n_noise is None and generator is None:
+            moments = self.basis_moments()
+        else:
+            moments = estimate_basis_moments(enc, n_noise or BASIS_MOMENT_DRAWS, generator)
+        v_mean, v_var = (m.to(x.device, self.dtype) for m in moments)
         if enc.x_dim == 0:  # unconditional sampler: moments of its own samples
-            _, mean, var = enc.sample_and_moments(x.new_zeros(n_noise, 0), eps)
-            return mean[:1].expand(x.shape[0], -1), var[:1].expand(x.shape[0], -1)
+            return v_mean.expand(x.shape[0], -1), v_var.expand(x.shape[0], -1)
         z0, a = enc.location_and_scales(x)
-        v = enc.basis_vectors(eps)
-        return enc.moments_from_basis(z0, a, v)
+        return z0 + (a * v_mean).sum(1), (a.square() * v_var).sum(1)
+
+    def basis_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's estimate of the mean and (biased) variance of its basis vectors v_i(eps_i), float64 on
+        the CPU, [n_basis, d] each ([d] for an unconditional sampler: the moments of z itself).
+
+        One keyed estimate per set of weights: ``BASIS_MOMENT_DRAWS`` noise draws from
+        ``keyed_generator(BASIS_MOMENT_KEY)``, evaluated in float32 on the CPU and merged in float64, so it
+        depends on the weights alone (not on the device, the dtype or how often it is asked for). It is
+        cached and recomputed when the weights it depends on change.
+        """
+        enc = self.encoder
+        if isinstance(enc, GaussianEncoder) or not enc.has_moments:
+            raise ConfigError(f"{type(enc).__name__} has no basis vectors whose moments could be estimated")
+        parts = enc.basis if isinstance(enc, NoiseBasisEncoder) else enc
+        weights = [p.detach().to("cpu", torch.float32) for p in parts.parameters()]
+        cached = self.__dict__.get("_basis_moments")
+        if cached is not None:
+            key, moments = cached
+            if len(key) == len(weights) and all(torch.equal(k, w) for k, w in zip(key, weights, strict=True)):
+                return moments
+        moments = estimate_basis_moments(enc, BASIS_MOMENT_DRAWS, keyed_generator(BASIS_MOMENT_KEY))
+        self.__dict__["_basis_moments"] = ([w.clone() for w in weights], moments)
+        return moments
+
+    def require_adversary(self, what: str) -> nn.Module:
+        """The adversary, or a one-line error saying that ``what`` needs it and this model has none."""
+        if self.adversary is None:
+            if self.method == "vae":
+                raise ConfigError(f"{what} needs an adversary; a VAE has none")
+            raise ConfigError(
+                f"{what} needs the adversary, and this model has none (it was loaded without adversary.safetensors)"
+            )
+        return self.adversary
 
     def state_groups(self) -> dict[str, nn.Module]:
         """The parts saved under their own prefixes: encoder.*, decoder.*, adversary.*."""
@@ -271,6 +312,38 @@ class AVBModel(nn.Module):
         if self.adversary is not None:
             groups["adversary"] = self.adversary
         return groups
+
+
+@torch.no_grad()
+def estimate_basis_moments(
+    encoder: nn.Module, draws: int = BASIS_MOMENT_DRAWS, generator: torch.Generator | None = None, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (biased, as tf.nn.moments) variance over ``draws`` noise draws of a noise-basis encoder's basis
+    vectors ([n_basis, d] each) or of an unconditional sampler's z ([d] each), float64 on the CPU.
+
+    The encoder is evaluated in float32 on a CPU copy; chunks are merged with Chan's parallel update in float64,
+    so the result depends only on the weights, ``draws`` and the generator's draws.
+    """
+    enc = copy.deepcopy(encoder).to("cpu", torch.float32).eval()
+    if isinstance(enc, NoiseBasisEncoder):
+        draw = enc.basis_vectors
+    else:
+        draw = lambda eps: enc(eps.new_zeros(eps.shape[0], 0), eps)  # noqa: E731
+    count, mean, m2 = 0, None, None
+    for start in range(0, draws, chunk):
+        n = min(chunk, draws - start)
+        v = draw(torch.randn(n, enc.noise_dim, generator=generator)).double()
+        c_mean, c_m2 = v.mean(0), v.var(0, unbiased=False) * n
+        if mean is None:
+            count, mean, m2 = n, c_mean, c_m2
+            continue
+        delta = c_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + c_m2 + delta.square() * (count * n / total)
+        count = total
+    assert mean is not None and m2 is not None
+    return mean, m2 / count
 
 
 def build_model(config: Mapping[str, Any]) -> AVBModel:

@@ -50,30 +50,39 @@ def _metric_table(metrics: dict[str, Any]) -> dict[str, Any]:
     return nested if isinstance(nested, dict) else metrics
 
 
+ERROR_KINDS = {"_mc_se": "Monte Carlo s.e.", "_spread_se": "spread s.e."}
+
+
+def _is_error_key(name: str, table: dict[str, Any]) -> bool:
+    return any(name.endswith(suffix) and name[: -len(suffix)] in table for suffix in ERROR_KINDS)
+
+
 def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
     """The numeric metrics of metrics.json by name (top level, as ``avb-zoo eval`` writes, or under "metrics").
 
-    A key ``<name>_se`` is the standard error of ``<name>`` (see ``metric_errors``), not a metric of its own.
+    ``<name>_mc_se`` (the AIS Monte Carlo standard error) and ``<name>_spread_se`` (the spread over examples,
+    std / sqrt(n)) belong to ``<name>`` (see ``metric_errors``); they are not metrics of their own.
     """
     table = _metric_table(metrics)
     out: dict[str, float] = {}
     for name, value in table.items():
-        if name.endswith("_se") and name[:-3] in table:
+        if _is_error_key(str(name), table):
             continue
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             out[str(name)] = float(value)
     return out
 
 
-def metric_errors(metrics: dict[str, Any]) -> dict[str, float]:
-    """Standard errors by metric name, from the ``<name>_se`` keys."""
+def metric_errors(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Standard errors by metric name and kind (``"_mc_se"``, ``"_spread_se"``), from the keys so named."""
     table = _metric_table(metrics)
-    values = metric_values(metrics)
-    return {
-        name: float(table[f"{name}_se"])
-        for name in values
-        if isinstance(table.get(f"{name}_se"), int | float) and not isinstance(table.get(f"{name}_se"), bool)
-    }
+    out: dict[str, dict[str, float]] = {}
+    for name in metric_values(metrics):
+        for suffix in ERROR_KINDS:
+            value = table.get(f"{name}{suffix}")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out.setdefault(name, {})[suffix] = float(value)
+    return out
 
 
 def card_metadata(config: dict[str, Any], metrics: dict[str, Any], repo_id: str, has_onnx: bool) -> dict[str, Any]:
@@ -105,6 +114,21 @@ def card_metadata(config: dict[str, Any], metrics: dict[str, Any], repo_id: str,
     return meta
 
 
+def catalogue_text(model_id: Any) -> tuple[str, str]:
+    """(description, provenance) of the catalogue's recipe ``model_id`` (empty strings when there is none)."""
+    if not isinstance(model_id, str):
+        return "", ""
+    try:
+        from avb_zoo.recipes import load_catalogue
+
+        recipe = load_catalogue().get(model_id)
+    except Exception:  # a broken catalogue must not stop a push; the card is then plainer
+        return "", ""
+    if recipe is None:
+        return "", ""
+    return recipe.description, str(recipe.extra.get("provenance", ""))
+
+
 def _yaml(meta: dict[str, Any]) -> str:
     import yaml  # a dependency of huggingface_hub
 
@@ -124,8 +148,15 @@ def render_model_card(
     repo_id: str,
     files: dict[str, str],
     description: str = "",
+    provenance: str = "",
 ) -> str:
-    """README.md text for a model repo; ``files`` maps each pushed file to its sha256."""
+    """README.md text for a model repo; ``files`` maps each pushed file to its sha256.
+
+    ``description`` and ``provenance`` (how the recipe differs from the authors' code) default to the
+    catalogue's entry for the config's id, when it has one.
+    """
+    if not (description or provenance):
+        description, provenance = catalogue_text(config.get("id"))
     has_onnx = any(p.startswith("onnx/") for p in files)
     model_id = config.get("id")
     method = str(config.get("method", ""))
@@ -144,11 +175,26 @@ def render_model_card(
         ("format_version", str(config.get("format_version"))),
     ]
     lines += [f"| {k} | {v} |" for k, v in rows] + [""]
+    if provenance:
+        lines += ["## Recipe provenance", "", provenance, ""]
     values, errors = metric_values(metrics), metric_errors(metrics)
     if values:
-        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
-        for name, value in sorted(values.items()):
-            lines.append(f"| {name} | {value:.6g}" + (f" ± {errors[name]:.2g}" if name in errors else "") + " |")
+
+        def table(names: list[str]) -> list[str]:
+            out = ["| metric | value | Monte Carlo s.e. | spread s.e. |", "|---|---|---|---|"]
+            for name in names:
+                err = errors.get(name, {})
+                cells = [f"{err[k]:.2g}" if k in err else "-" for k in ERROR_KINDS]
+                out.append(f"| {name} | {values[name]:.6g} | {' | '.join(cells)} |")
+            return out
+
+        estimates = sorted(n for n in values if n.endswith("_estimate"))
+        lines += ["## Metrics", ""] + table(sorted(n for n in values if n not in estimates))
+        lines += ["", "Monte Carlo s.e.: the noise of the AIS estimate itself; spread s.e.: the standard deviation"]
+        lines += ["of the per-example values over the test examples / sqrt(n)."]
+        if estimates:
+            lines += ["", "The adversary's estimates (not bounds: an AVB ELBO estimate can exceed log p(x)):", ""]
+            lines += table(estimates)
         if isinstance(metrics.get("elbo_kind"), str):
             lines += ["", f"ELBO: {metrics['elbo_kind']}."]
         protocol = metrics.get("protocol")

@@ -1,8 +1,9 @@
 """Saving and loading a model folder: ``config.json``, ``model.safetensors`` and ``adversary.safetensors``.
 
 ``model.safetensors`` holds ``encoder.*`` and ``decoder.*`` (what users of a trained model need); the
-adversary, needed only to go on training or for AVB's ELBO estimate, has its own file. Loading is strict:
-a missing, unexpected or mis-shaped tensor is named.
+adversary, needed only to go on training or for AVB's ELBO estimate, has its own file. A model loaded
+without that file (absent, or ``with_adversary=False``) has ``adversary = None``, never an untrained one.
+Loading is strict: a missing, unexpected or mis-shaped tensor is named.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups:
 
 
 def load(path: str | Path, device: str | torch.device | None = None, with_adversary: bool = True) -> AVBModel:
-    """The model stored in a folder (config.json + model.safetensors [+ adversary.safetensors]), in eval mode."""
+    """The model stored in a folder (config.json + model.safetensors [+ adversary.safetensors]), in eval mode.
+
+    Without adversary.safetensors (or with ``with_adversary=False``) the model's ``adversary`` is None: what
+    needs it (AVB's ELBO estimate, going on training) says so.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a model folder")
@@ -94,9 +99,12 @@ def load(path: str | Path, device: str | torch.device | None = None, with_advers
         raise ConfigError(message if CONFIG_FILE in message else f"{folder / CONFIG_FILE}: {message}") from None
     tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
     load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
-    if model.adversary is not None and with_adversary and (folder / ADVERSARY_FILE).exists():
-        adv, _ = read_safetensors(folder / ADVERSARY_FILE)
-        load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+    if model.adversary is not None:
+        if with_adversary and (folder / ADVERSARY_FILE).exists():
+            adv, _ = read_safetensors(folder / ADVERSARY_FILE)
+            load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+        else:
+            model.adversary = None
     if device is not None:
         model.to(device)
     return model.eval()

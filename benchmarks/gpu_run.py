@@ -208,9 +208,10 @@ def final_table(summary: dict) -> str:
         elif name.endswith("-eval") and "log_likelihood" in record:
             diag = record.get("diagnostics") or {}
             detail = (
-                f"AIS {record['log_likelihood']:.2f} (MC se {diag.get('ais_monte_carlo_se')}, "
-                f"spread se {record.get('log_likelihood_se')}); rec {record.get('reconstruction_error')}; "
-                f"elbo {record.get('elbo')} ({record.get('elbo_kind')}); AIS {diag.get('ais_seconds')} s"
+                f"AIS {record['log_likelihood']:.2f} (MC se {record.get('log_likelihood_mc_se')}, "
+                f"spread se {record.get('log_likelihood_spread_se')}); rec {record.get('reconstruction_error')}; "
+                f"elbo {record.get('elbo', record.get('elbo_estimate'))} ({record.get('elbo_kind')}); "
+                f"AIS {diag.get('ais_seconds')} s"
             )
         elif name.endswith("-plan"):
             detail = f"eval ~{record.get('eval_seconds_estimate')} s, train {record.get('train_seconds')} s"

@@ -52,21 +52,39 @@ def fmt(value: float | None, se: float | None = None) -> str:
     return f"{value:.3f}" + (f" ± {se:.3f}" if se is not None else "")
 
 
+def mc_se(m: dict) -> str:
+    """The AIS Monte Carlo standard error of the mean log p(x), or '-'."""
+    value = m.get("log_likelihood_mc_se")
+    return "-" if value is None else f"{value:.4f}"
+
+
+def elbo_text(m: dict) -> str:
+    """The VAE's ELBO (a bound) or AVB's ELBO estimate, marked 'est.' (the adversary's; not a bound)."""
+    if "elbo_estimate" in m:
+        return fmt(m.get("elbo_estimate"), m.get("elbo_estimate_spread_se")) + " est."
+    return fmt(m.get("elbo"), m.get("elbo_spread_se"))
+
+
 def toy_table(folders: list[str], settings: EvalSettings, from_file: bool) -> None:
     print(f"\nToy (4 points, 2-D latent): log p(x); optimum -log 4 = {-math.log(4):.3f}")
     print(
-        f"{'model':<10}{'steps':>7}  {'AIS (ours)':>18}  {'exact (ours)':>18}  {'ELBO (ours)':>18}  {'paper [MEM]':>11}"
+        f"{'model':<10}{'steps':>7}  {'AIS (ours)':>18}  {'AIS MC s.e.':>11}  {'exact (ours)':>18}  "
+        f"{'ELBO / estimate':>18}  {'paper [MEM]':>11}"
     )
     for folder in folders:
         m = metrics(folder, settings, from_file)
         method = m["model"]["method"]
         print(
-            f"{method:<10}{trained_steps(Path(folder)):>7}  {fmt(m['log_likelihood'], m['log_likelihood_se']):>18}  "
-            f"{fmt(m.get('exact_log_likelihood'), m.get('exact_log_likelihood_se')):>18}  "
-            f"{fmt(m.get('elbo'), m.get('elbo_se')):>18}  {PAPER_TOY.get(method, float('nan')):>11.3f}"
+            f"{method:<10}{trained_steps(Path(folder)):>7}  "
+            f"{fmt(m['log_likelihood'], m['log_likelihood_spread_se']):>18}  {mc_se(m):>11}  "
+            f"{fmt(m.get('exact_log_likelihood'), m.get('exact_log_likelihood_spread_se')):>18}  "
+            f"{elbo_text(m):>18}  {PAPER_TOY.get(method, float('nan')):>11.3f}"
         )
     p = m["protocol"]["ais"]
-    print(f"(AIS {p['steps']} steps x {p['chains']} chains; s.e. over the 4 points; paper: 100,000 training steps)")
+    print(
+        f"(AIS {p['steps']} steps x {p['chains']} chains; ± is the spread over the 4 points (s.e.), MC s.e. the AIS "
+        "noise; an ELBO marked 'est.' is the adversary's estimate, not a bound; paper: 100,000 training steps)"
+    )
 
 
 def eight_schools_table(folder: str, seed: int) -> None:
@@ -103,10 +121,10 @@ def mnist_table(folders: list[str], settings: EvalSettings, from_file: bool) -> 
         key = (m["model"]["method"], m["model"]["latent_dim"])
         paper = PAPER_MNIST.get(key)
         paper_text = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper else "-"
-        elbo = fmt(m.get("elbo"), m.get("elbo_se")) + ("" if key[0] == "vae" else " ≈")
+        elbo = elbo_text(m)
         print(
             f"{key[0] + '-' + str(key[1]):<14}{trained_steps(Path(folder)):>7}  {elbo:>18}  "
-            f"{fmt(m['log_likelihood'], m['log_likelihood_se']):>18}  {m['reconstruction_error']:>10.2f}  "
+            f"{fmt(m['log_likelihood'], m['log_likelihood_spread_se']):>18}  {m['reconstruction_error']:>10.2f}  "
             f"{paper_text:>18}"
         )
         p = m["protocol"]

@@ -31,7 +31,7 @@ from avb_zoo.runtime.conventions import (
 )
 from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
 
-from .graphs import DEFAULT_MOMENT_DRAWS, GraphSpec, graph_specs
+from .graphs import GraphSpec, graph_specs
 from .onnx_graphs import DEFAULT_OPSET, stamp, to_onnx
 from .verify import DEFAULT_ATOL, DEFAULT_BATCHES, check_parity
 
@@ -109,8 +109,6 @@ def export_model(
     batch_sizes: tuple[int, ...] = DEFAULT_BATCHES,
     atol: float = DEFAULT_ATOL,
     seed: int | None = None,
-    moment_draws: int = DEFAULT_MOMENT_DRAWS,
-    moment_seed: int = 0,
 ) -> dict[str, Any]:
     """Export every graph ``model`` has to ``out/onnx/``, verified; returns the report written beside them.
 
@@ -121,7 +119,7 @@ def export_model(
     seed = secrets.randbits(62) if seed is None else seed
     match = VERSION_SUFFIX.search(model_id)
     version = int(match.group(1)) if match else None
-    specs, skipped = graph_specs(model, moment_draws, moment_seed)
+    specs, skipped = graph_specs(model)
     if not specs:
         raise ExportError(f"{model_id} has no exportable graph: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     _check_onnx_dir(out)

@@ -1,10 +1,10 @@
 """The torch modules that are exported: one per graph, each a pure function of its inputs.
 
 Noise is always an input, so every graph is deterministic. The moments graph of a noise-basis (Adaptive
-Contrast) encoder needs the mean and variance of the basis vectors v_i(eps_i); they do not depend on x, so
-they are estimated once here from many noise draws (65536 by default, keyed by a seed) and stored in the
-graph as constants. Its outputs are then exact given those constants and match ``AVBModel.encoder_moments``
-up to Monte Carlo error of order sqrt(var / draws).
+Contrast) encoder needs the mean and variance of the basis vectors v_i(eps_i); they do not depend on x. The
+graph stores the model's own estimate (``AVBModel.basis_moments``: 65536 draws from a fixed key) as
+constants, the numbers ``AVBModel.encoder_moments`` and the AIS start distribution use, so all three give
+the same moments up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from avb_zoo.model import AVBModel
+from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
 from avb_zoo.networks.decoders import BernoulliDecoder
 from avb_zoo.networks.encoders import Encoder, GaussianEncoder, NoiseBasisEncoder
-from avb_zoo.rng import keyed_generator
 from avb_zoo.runtime.conventions import EPS_CONVENTION, GRAPHS, X_CONVENTION, Z_CONVENTION
 
 from .ort_friendly import FastBasisEncoder, rewrite_activations
 
-DEFAULT_MOMENT_DRAWS = 65536
 # how each input is drawn for tests: images uniform in [0, 1], noise and latents N(0, 1)
 DRAWS: dict[str, Callable[..., torch.Tensor]] = {"x": torch.rand, "eps": torch.randn, "z": torch.randn}
 
@@ -86,31 +84,10 @@ class SamplerGraph(DecoderGraph):
         return torch.sigmoid(self.decoder(z))
 
 
-@torch.no_grad()
-def basis_moments(
-    encoder: NoiseBasisEncoder, draws: int = DEFAULT_MOMENT_DRAWS, seed: int = 0, chunk: int = 4096
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (biased, as tf.nn.moments) variance of v_i(eps_i), each [n_basis, d], from ``draws`` noise draws.
-
-    Chunks are merged with Chan's parallel update in float64, so the result does not lose precision to the
-    chunking and depends only on (seed, draws).
-    """
-    gen = keyed_generator(seed, "basis-moments")
-    count, mean, m2 = 0, None, None
-    for start in range(0, draws, chunk):
-        n = min(chunk, draws - start)
-        v = encoder.basis_vectors(torch.randn(n, encoder.noise_dim, generator=gen)).double()
-        c_mean, c_m2 = v.mean(0), v.var(0, unbiased=False) * n
-        if mean is None:
-            count, mean, m2 = n, c_mean, c_m2
-            continue
-        delta = c_mean - mean
-        total = count + n
-        mean = mean + delta * (n / total)
-        m2 = m2 + c_m2 + delta.square() * (count * n / total)
-        count = total
-    assert mean is not None and m2 is not None
-    return mean.float(), (m2 / count).float()
+def basis_moments(model: AVBModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's basis-vector moments (``AVBModel.basis_moments``), as the float32 constants of the graph."""
+    v_mean, v_var = model.basis_moments()
+    return v_mean.float(), v_var.float()
 
 
 @dataclass
@@ -157,9 +134,7 @@ def _modules(
     return {name: module.eval() for name, module in graphs.items()}
 
 
-def graph_specs(
-    model: AVBModel, moment_draws: int = DEFAULT_MOMENT_DRAWS, moment_seed: int = 0
-) -> tuple[list[GraphSpec], dict[str, str]]:
+def graph_specs(model: AVBModel) -> tuple[list[GraphSpec], dict[str, str]]:
     """The graphs this model can give, on eval-mode copies of its parts, and the reasons for those it cannot."""
     encoder = copy.deepcopy(model.encoder).float().cpu().eval() if model.x_dim > 0 else None
     decoder = copy.deepcopy(model.decoder).float().cpu().eval()
@@ -168,11 +143,12 @@ def graph_specs(
     notes["encoder"] = {"input.x": X_CONVENTION, "input.eps": EPS_CONVENTION}
     notes["moments"] = {"input.x": X_CONVENTION, "moments": "exact mean and variance of the Gaussian q(z|x)"}
     if isinstance(encoder, NoiseBasisEncoder):
-        basis = basis_moments(encoder, moment_draws, moment_seed)
+        basis = basis_moments(model)
         notes["encoder"]["noise_layout"] = f"eps = {encoder.n_basis} blocks of {encoder.eps_dim}, one per basis vector"
         notes["moments"]["moments"] = (
-            f"mean and variance of q(z|x) given basis-vector moments estimated once from {moment_draws} noise "
-            f"draws (seed {moment_seed}) and stored as constants; they do not depend on x"
+            f"mean and variance of q(z|x) given the model's basis-vector moments (its one estimate, from "
+            f"{BASIS_MOMENT_DRAWS} noise draws keyed {BASIS_MOMENT_KEY!r}), stored as constants; they do not "
+            "depend on x"
         )
     reference = _modules(encoder, decoder, basis, fast=False)
     exported = _modules(encoder, decoder, basis, fast=True)

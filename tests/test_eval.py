@@ -11,13 +11,15 @@ import torch
 from click.testing import CliRunner
 from toy_fixtures import single_thread, toy_vae_copy, trained_toy_vae  # noqa: F401
 
-from avb_zoo.errors import CheckpointError, DataError, EvaluationError
+from avb_zoo.errors import CheckpointError, ConfigError, DataError, EvaluationError
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import load_test_set
 from avb_zoo.evaluation.evaluate import EvalSettings, evaluate, evaluate_folder, mean_and_se
-from avb_zoo.evaluation.metrics import elbo_terms
+from avb_zoo.evaluation.metrics import adversary_kl, elbo_terms
 from avb_zoo.model import AVBModel
-from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, save
+from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
+from avb_zoo.recipes import TrainSettings
+from avb_zoo.training.step import make_optimizers
 
 MNIST_SUBSET = Path(__file__).parent / "data" / "mnist-subset"
 FAST = ["--ais-steps", "20", "--ais-chains", "4", "--iw-samples", "50"]
@@ -60,8 +62,10 @@ def test_toy_eval_json_agrees_with_quadrature_and_is_written(toy_vae_copy: Path)
     code, out = run("eval", toy_vae_copy, "--ais-steps", "100", "--ais-chains", "64", "--json")
     assert code == 0, out
     result = json.loads(out)
-    for key in ("log_likelihood", "log_likelihood_se", "elbo", "reconstruction_error", "protocol"):
+    for key in ("log_likelihood", "log_likelihood_mc_se", "log_likelihood_spread_se", "elbo", "protocol"):
         assert key in result
+    assert not any(k.endswith("_se") and not k.endswith(("_mc_se", "_spread_se")) for k in result)
+    assert 0 < result["log_likelihood_mc_se"] < 0.02  # 64 chains: the AIS noise of the mean is small
     assert json.loads((toy_vae_copy / "metrics.json").read_text()) == result
     # AIS from the encoder's Gaussian, 64 chains: per-point spread ~0.01 (see test_ais), so 0.02 on the mean.
     assert abs(result["log_likelihood"] - result["exact_log_likelihood"]) < 0.02
@@ -103,8 +107,10 @@ def test_avb_ac_on_mnist_subset(tmp_path: Path) -> None:
     code, out = run("eval", folder, *FAST, *args)
     assert code == 0, out
     result = json.loads(out)
-    assert result["elbo_kind"].startswith("estimate")
-    assert all(math.isfinite(result[k]) for k in ("log_likelihood", "elbo", "reconstruction_error", "kl"))
+    assert result["elbo_kind"].startswith("estimate") and "elbo" not in result and "kl" not in result
+    assert all(
+        math.isfinite(result[k]) for k in ("log_likelihood", "elbo_estimate", "reconstruction_error", "kl_estimate")
+    )
     assert "exact_log_likelihood" not in result and "iw_bound" not in result
     assert "Adaptive Contrast" in result["protocol"]["ais"]["q0"] or "AC moments" in result["protocol"]["ais"]["q0"]
     data = result["protocol"]["data"]
@@ -118,8 +124,17 @@ def test_avb_without_adversary_weights_has_no_elbo(tmp_path: Path) -> None:
     (folder / ADVERSARY_FILE).unlink()
     settings = EvalSettings(ais=AISSettings(steps=3, chains=2), n_test=2, data_dir=str(MNIST_SUBSET))
     result, _ = evaluate_folder(folder, settings, write=False)
-    assert result["elbo"] is None and result["elbo_kind"].startswith("unavailable")
+    assert result["elbo_estimate"] is None and result["elbo_kind"].startswith("unavailable")
+    assert "adversary.safetensors" in result["elbo_kind"]
     assert math.isfinite(result["reconstruction_error"])
+    model = load(folder)
+    assert model.adversary is None  # not a randomly initialised one
+    with pytest.raises(ConfigError, match="needs the adversary, and this model has none"):
+        adversary_kl(model, torch.zeros(1, 784), torch.zeros(1, model.latent_dim), 0)
+    with pytest.raises(ConfigError, match="training an AVB model needs the adversary"):
+        make_optimizers(model, TrainSettings(data="mnist", batch_size=4, steps=1, lr_primal=1e-3))
+    code, out = run("eval", folder, *FAST, "--n-test", "2", "--data-dir", MNIST_SUBSET, "--no-write")
+    assert code == 0 and "ELBO estimate unavailable: the model has no adversary" in out, out
 
 
 def test_eight_schools_gives_a_log_evidence(tmp_path: Path) -> None:
@@ -127,7 +142,7 @@ def test_eight_schools_gives_a_log_evidence(tmp_path: Path) -> None:
     code, out = run("eval", folder, *FAST, "--json")
     assert code == 0, out
     result = json.loads(out)
-    assert result["protocol"]["n_test"] == 1 and result["log_likelihood_se"] is None
+    assert result["protocol"]["n_test"] == 1 and result["log_likelihood_spread_se"] is None
     assert math.isfinite(result["log_likelihood"])
 
 

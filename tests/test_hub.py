@@ -346,10 +346,21 @@ def test_model_card_without_metrics_or_dataset() -> None:
     text = render_model_card(config, {}, "org/toy", {"config.json": "a" * 64})
     meta = yaml.safe_load(text.split("---")[1])
     assert meta["library_name"] == "avb-zoo" and "datasets" not in meta and "metrics" not in meta
-    written_by_eval = {"log_likelihood": -1.4, "log_likelihood_se": 0.01, "elbo": None, "elbo_kind": "bound"}
-    assert metric_values({**written_by_eval, "kl": float("nan"), "ok": True}) == {"log_likelihood": -1.4}
-    assert metric_errors(written_by_eval) == {"log_likelihood": 0.01}
-    assert "| log_likelihood | -1.4 ± 0.01 |" in render_model_card(config, written_by_eval, "org/toy", {})
+    written_by_eval = {
+        "log_likelihood": -1.4,
+        "log_likelihood_mc_se": 0.002,
+        "log_likelihood_spread_se": 0.01,
+        "elbo_estimate": -1.3,
+        "elbo_kind": "estimate, not a bound",
+    }
+    values = metric_values({**written_by_eval, "kl": float("nan"), "ok": True})
+    assert values == {"log_likelihood": -1.4, "elbo_estimate": -1.3}
+    assert metric_errors(written_by_eval) == {"log_likelihood": {"_mc_se": 0.002, "_spread_se": 0.01}}
+    card = render_model_card(config, written_by_eval, "org/toy", {})
+    assert "| log_likelihood | -1.4 | 0.002 | 0.01 |" in card
+    assert "| metric | value | Monte Carlo s.e. | spread s.e. |" in card
+    # the estimate is in its own table, after the text saying it is not a bound
+    assert card.index("not bounds") < card.index("| elbo_estimate | -1.3 | - | - |")
     assert "model-index" not in card_metadata(config, {"nll": 1.0}, "org/toy", False)
 
 

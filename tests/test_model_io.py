@@ -121,7 +121,7 @@ def test_strict_load_checks_the_adversary_file_too(saved):
     _rewrite(saved / ADVERSARY_FILE, lambda t: t.pop("adversary.t_z_out.weight"))
     with pytest.raises(CheckpointError, match=r"adversary\.safetensors .*missing \['adversary\.t_z_out\.weight'\]"):
         load(saved)
-    assert load(saved, with_adversary=False).adversary is not None  # skipped on request
+    assert load(saved, with_adversary=False).adversary is None  # skipped on request: none, not a random one
 
 
 def _header_len(path: Path) -> int:

@@ -1,9 +1,13 @@
 """``avb-zoo eval``: every metric of a model on its test data, with the protocol that produced it.
 
-The result is one JSON object (``log_likelihood``, ``log_likelihood_se``, ``elbo``, ``reconstruction_error``,
-..., ``protocol``) written atomically to ``metrics.json`` beside the weights. Means and standard errors are
-over test examples (std / sqrt(n)); every example's randomness is keyed by (seed, example index), so the
-numbers do not depend on the batch size or on how the examples are split between processes.
+The result is one JSON object written atomically to ``metrics.json`` beside the weights. Every metric is a
+mean over test examples, ``<name>``, with ``<name>_spread_se``: the spread of its per-example values, std /
+sqrt(n), the standard error of a mean over a random sample of examples. The AIS log-likelihood also has
+``log_likelihood_mc_se``: the Monte Carlo standard error of the AIS estimate itself (from the spread of each
+example's chain weights), the error that more steps or chains reduce. AVB's ELBO and KL are the adversary's
+estimates, not bounds, and are named so (``elbo_estimate``, ``kl_estimate``); the VAE's are ``elbo`` (a
+bound) and ``kl`` (analytic). Every example's randomness is keyed by (seed, example index), so the numbers do
+not depend on the batch size or on how the examples are split between processes.
 
 Under torchrun each process evaluates whole batches of the one-process batching, batch b on rank b % size,
 and the per-example values are gathered back in batch order: every metric, standard error and AIS
@@ -35,7 +39,7 @@ from avb_zoo.evaluation.metrics import (
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.fileio import atomic_write_json
 from avb_zoo.model import AVBModel
-from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, read_config
+from avb_zoo.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
 
 METRICS_FILE = "metrics.json"
 QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
@@ -47,8 +51,9 @@ RUN_DEPENDENT = {"diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seco
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
     "estimate": "estimate, not a bound (the adversary's KL)",
-    "none": "unavailable: no adversary weights",
+    "none": "unavailable: the model has no adversary (loaded without adversary.safetensors)",
 }
+ESTIMATED = {"elbo": "elbo_estimate", "kl": "kl_estimate"}  # AVB's adversary-based figures, by their names
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,10 @@ def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
 
 
 def _summarise(per_example: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    """``<name>`` (mean over examples) and ``<name>_spread_se`` (std over examples / sqrt(n)) per column."""
     out: dict[str, float | None] = {}
     for name, values in per_example.items():
-        out[name], out[f"{name}_se"] = mean_and_se(values)
+        out[name], out[f"{name}_spread_se"] = mean_and_se(values)
     return out
 
 
@@ -151,8 +157,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """All metrics of ``model`` (moved to ``settings.device``) on its test data or on ``data`` [N, x_dim].
 
-    ``has_adversary=False`` marks an AVB model whose adversary was not loaded: its ELBO estimate is then
-    left out (null) rather than computed with an untrained adversary. Under torchrun every process calls
+    An AVB model without an adversary (``model.adversary`` None, or ``has_adversary=False``) gets no ELBO
+    estimate: ``elbo_estimate`` is null and ``elbo_kind`` says why. Under torchrun every process calls
     this with the same arguments and gets the same result (see the module's docstring).
     """
     settings.validate()
@@ -162,7 +168,7 @@ def evaluate(
         torch.cuda.set_device(device)  # NCCL's object gathers use the current device
     model = model.to(device).eval()
     method = model.method
-    if has_adversary is None or method == "vae":
+    if has_adversary is None or method == "vae" or model.adversary is None:
         has_adversary = model.adversary is not None
     test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
@@ -177,8 +183,10 @@ def evaluate(
         x = test.x[lo : lo + settings.batch_size].to(device)
         idx = test.indices[lo : lo + settings.batch_size]
         terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
-        if method != "vae" and not has_adversary:
-            terms = {k: v for k, v in terms.items() if k == "reconstruction_error"}
+        if method != "vae":
+            if not has_adversary:
+                terms = {k: v for k, v in terms.items() if k == "reconstruction_error"}
+            terms = {ESTIMATED.get(k, k): v for k, v in terms.items()}
         t0 = time.perf_counter()
         ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
         ais_seconds += time.perf_counter() - t0
@@ -204,8 +212,10 @@ def evaluate(
     for name, values in per_example.items():
         if not torch.isfinite(values).all():
             raise EvaluationError(f"{name} is not finite for some test examples: the model's outputs are not finite")
-    result: dict[str, Any] = {"elbo": None, "elbo_se": None}
+    elbo_key = "elbo" if method == "vae" else "elbo_estimate"
+    result: dict[str, Any] = {elbo_key: None, f"{elbo_key}_spread_se": None}
     result.update(_summarise(per_example))
+    result["log_likelihood_mc_se"] = monte_carlo_se_of_mean(diagnostics["mc_se"])
     ais_work = n * settings.ais.chains * settings.ais.leapfrog_steps * max(settings.ais.steps - 1, 1)
     ais_work *= 1.0 + settings.ais.pilot_cost  # the pilot's leapfrog steps are timed too
     result["elbo_kind"] = ELBO_KINDS["bound" if method == "vae" else ("estimate" if has_adversary else "none")]
@@ -213,7 +223,6 @@ def evaluate(
         "ais_mean_acceptance": float(diagnostics["acceptance"].mean()),
         "ais_final_step_size": float(diagnostics["step_size"].mean()),  # the frozen schedule's last eps
         "ais_mean_ess": float(diagnostics["ess"].mean()),
-        "ais_monte_carlo_se": monte_carlo_se_of_mean(diagnostics["mc_se"]),
         "ais_seconds": round(ais_seconds, 3),
         "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
         "seconds": round(time.perf_counter() - start, 3),
@@ -244,8 +253,14 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         "device": str(device),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "randomness": "every draw keyed by (seed, example index, purpose)",
-        "standard_error": "std over test examples / sqrt(n_test)",
-        "elbo": "-reconstruction_error - KL (KL analytic for the VAE, the adversary's estimate for AVB)",
+        "standard_error": {
+            "<name>_spread_se": "std of the per-example values over test examples / sqrt(n_test)",
+            "log_likelihood_mc_se": "Monte Carlo s.e. of the AIS mean: sqrt(sum of per-example AIS variances) / n",
+        },
+        "elbo": (
+            "VAE: elbo = -reconstruction_error - KL, KL analytic (a bound); AVB: elbo_estimate = "
+            "-reconstruction_error - kl_estimate, the adversary's KL estimate (not a bound)"
+        ),
         "reconstruction_error": "-log p(x|z) for z ~ q(z|x), summed over pixels (nats), mean over elbo_samples draws",
         "software": {"avb_zoo": avb_zoo.__version__, "torch": torch.__version__.split("+")[0]},
     }
@@ -284,8 +299,7 @@ def evaluate_folder(
     world = join_world(device)
     folder, own = resolve_model_folder(id_or_dir)
     model = load(folder, device=world_device(device, world))
-    has_adversary = model.adversary is not None and (folder / ADVERSARY_FILE).is_file()
-    result = evaluate(model, settings, has_adversary=has_adversary, progress=progress and world.is_main)
+    result = evaluate(model, settings, progress=progress and world.is_main)
     if not (write and own):
         return result, None
     path = folder / METRICS_FILE
@@ -310,29 +324,41 @@ ROWS = (
     ("log_likelihood", "log p(x), AIS"),
     ("exact_log_likelihood", "log p(x), exact (quadrature)"),
     ("iw_bound", "importance-weighted bound"),
-    ("elbo", "ELBO"),
-    ("kl", "KL(q(z|x) || p(z))"),
+    ("elbo", "ELBO (bound)"),
+    ("kl", "KL(q(z|x) || p(z)), analytic"),
     ("reconstruction_error", "reconstruction error"),
+)
+ESTIMATE_ROWS = (  # AVB: the adversary's estimates, shown apart from the bounds
+    ("elbo_estimate", "ELBO estimate (adversary)"),
+    ("kl_estimate", "KL estimate (adversary)"),
 )
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The metrics as an aligned text table, with the protocol in one line underneath."""
-    lines = [f"{'metric':<32}{'mean':>12}{'± s.e.':>10}"]
-    for key, label in ROWS:
-        if key not in result:
-            continue
-        value, se = result[key], result.get(f"{key}_se")
-        if key == "elbo":
-            label = "ELBO (bound)" if result.get("elbo_kind") == ELBO_KINDS["bound"] else "ELBO (estimate, not a bound)"
+    """The metrics as an aligned text table (mean, AIS Monte Carlo s.e., spread over examples as a s.e.), the
+    adversary's estimates apart from the bounds, and the protocol in one line underneath."""
+
+    def row(key: str, label: str) -> str:
+        value, mc, spread = result[key], result.get(f"{key}_mc_se"), result.get(f"{key}_spread_se")
         shown = "n/a" if value is None else f"{value:.4f}"
-        lines.append(f"{label:<32}{shown:>12}{'' if se is None else f'{se:.4f}':>10}")
+        mc_text = "" if mc is None else f"{mc:.4f}"
+        spread_text = "" if spread is None else f"{spread:.4f}"
+        return f"{label:<32}{shown:>10}{mc_text:>10}{spread_text:>13}"
+
+    lines = [f"{'metric':<32}{'mean':>10}{'MC s.e.':>10}{'spread s.e.':>13}"]
+    lines += [row(key, label) for key, label in ROWS if key in result]
+    estimates = [row(key, label) for key, label in ESTIMATE_ROWS if key in result]
+    if estimates:
+        lines.append("estimates, not bounds (the adversary's KL):")
+        lines += estimates
+        if result.get("elbo_estimate") is None and isinstance(result.get("elbo_kind"), str):
+            lines.append(f"ELBO estimate {result['elbo_kind']}")
     p, d = result["protocol"], result["diagnostics"]
     ais = p["ais"]
     lines.append(
         f"AIS: {ais['steps']} steps ({ais['schedule']}) x {ais['chains']} chains x {ais['leapfrog_steps']} leapfrog, "
-        f"acceptance {d['ais_mean_acceptance']:.2f}, ESS {d['ais_mean_ess']:.2f}/{ais['chains']}, "
-        f"Monte Carlo s.e. {'n/a' if d['ais_monte_carlo_se'] is None else format(d['ais_monte_carlo_se'], '.4f')}; "
+        f"acceptance {d['ais_mean_acceptance']:.2f}, ESS {d['ais_mean_ess']:.2f}/{ais['chains']}; "
         f"{p['n_test']} examples ({p['data'].get('name')}), seed {p['seed']}, {p['device']}, {d['seconds']:.1f} s"
     )
+    lines.append("MC s.e.: the AIS estimate's own noise; spread s.e.: std over examples / sqrt(n)")
     return "\n".join(lines)

@@ -4,12 +4,13 @@ Every random draw of an example comes from a generator keyed by (seed, example i
 numbers do not depend on the batch an example is evaluated in.
 
 * ELBO = -rec - KL. For AVB the KL is the adversary's estimate T + log r - log p: an estimate, not a bound.
-  Its Adaptive Contrast moments come from ``encoder_moments`` with a fixed noise draw (not the batch's own
-  noise, which would tie an example's value to its batch-mates). For the VAE the KL is analytic.
+  Its Adaptive Contrast moments come from ``encoder_moments``: the model's one keyed estimate of its
+  basis moments (not the batch's own noise, which would tie an example's value to its batch-mates). For the
+  VAE the KL is analytic.
 * Reconstruction error = -log p(x|z) for one z ~ q(z|x), summed over pixels (nats).
 * Importance-weighted bound (VAE): log mean_s p(x, z_s) / q(z_s|x), z_s ~ q(z|x).
-* AIS from q0 = the AC moments (AVB+AC, sigma0 = sqrt(Var + 1e-4)), the prior (AVB) or the encoder's
-  Gaussian (VAE), as in the authors' protocol.
+* AIS from q0 = the AC moments (AVB+AC, sigma0 = sqrt(Var + 1e-4); the same ``encoder_moments``), the
+  prior (AVB) or the encoder's Gaussian (VAE), as in the authors' protocol.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import math
 import torch
 
 from avb_zoo.evaluation.ais import AISResult, AISSettings, Gaussian, run_ais, standard_normal_log_prob
-from avb_zoo.model import AVBModel
+from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
 from avb_zoo.objectives import LOG_2PI, VARIANCE_FLOOR, gaussian_kl, log_standard_normal
 from avb_zoo.rng import keyed_generator
 
-MOMENT_NOISE = 4096  # noise draws behind the AC moments (they do not depend on x)
 IW_CHUNK = 64
 
 
@@ -32,18 +32,13 @@ def keyed_rows(indices: list[int], seed: int, purpose: str, draw) -> torch.Tenso
     return torch.cat([draw(keyed_generator(seed, idx, purpose)) for idx in indices])
 
 
-def fixed_moments(model: AVBModel, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of q(z|x) from a noise draw keyed by the seed alone (the same for every batch)."""
-    return model.encoder_moments(x, n_noise=MOMENT_NOISE, generator=keyed_generator(seed, "moments"))
-
-
-def initial_distribution(model: AVBModel, x: torch.Tensor, seed: int) -> Gaussian:
+def initial_distribution(model: AVBModel, x: torch.Tensor, seed: int = 0) -> Gaussian:
     """AIS's q0 for this model, per the authors: AC moments, the prior, or the VAE encoder's Gaussian."""
     if model.method == "vae":
         mu, log_sigma = model.encoder.gaussian(x)
         return Gaussian(mu, log_sigma.exp())
     if model.method == "avb-ac":
-        mean, var = fixed_moments(model, x, seed)
+        mean, var = model.encoder_moments(x)
         return Gaussian(mean, (var + VARIANCE_FLOOR).sqrt())
     shape = (x.shape[0], model.latent_dim)
     zeros = torch.zeros(shape, device=x.device, dtype=next(model.parameters()).dtype)
@@ -53,7 +48,10 @@ def initial_distribution(model: AVBModel, x: torch.Tensor, seed: int) -> Gaussia
 def q0_description(method: str) -> str:
     return {
         "vae": "the encoder's Gaussian q(z|x)",
-        "avb-ac": f"N(E[z|x], Var[z|x] + {VARIANCE_FLOOR:g}), AC moments from {MOMENT_NOISE} noise draws",
+        "avb-ac": (
+            f"N(E[z|x], Var[z|x] + {VARIANCE_FLOOR:g}), AC moments from the model's basis-moment estimate "
+            f"({BASIS_MOMENT_DRAWS} noise draws keyed {BASIS_MOMENT_KEY!r}; the moments.onnx constants)"
+        ),
         "avb": "the prior N(0, I)",
     }[method]
 
@@ -111,14 +109,14 @@ def elbo_terms(
 
 def adversary_kl(model: AVBModel, x: torch.Tensor, z: torch.Tensor, seed: int) -> torch.Tensor:
     """The adversary's estimate of log q(z|x) - log p(z) at z (with Adaptive Contrast where the model has it)."""
-    assert model.adversary is not None
+    adversary = model.require_adversary("the ELBO estimate")
     if not model.adaptive_contrast:
-        return model.adversary(x, z)
-    mean, var = fixed_moments(model, x, seed)
+        return adversary(x, z)
+    mean, var = model.encoder_moments(x)
     s2 = var + VARIANCE_FLOOR
     z_tilde = (z - mean) / s2.sqrt()
     log_r = -0.5 * (z_tilde.square() + s2.log() + LOG_2PI).sum(1)
-    return model.adversary(x, z_tilde) + log_r - log_standard_normal(z)
+    return adversary(x, z_tilde) + log_r - log_standard_normal(z)
 
 
 @torch.no_grad()

@@ -40,6 +40,8 @@ class StepResult:
 
 def make_optimizers(model: AVBModel, settings: TrainSettings) -> dict[str, torch.optim.Optimizer]:
     """Adam for the encoder+decoder ("primal") and, for AVB, a second Adam for the adversary."""
+    if model.method != "vae":
+        model.require_adversary("training an AVB model")
     primal = [p for p in (*model.encoder.parameters(), *model.decoder.parameters()) if p.requires_grad]
     optimizers = {"primal": torch.optim.Adam(primal, lr=settings.lr_primal, betas=settings.betas_primal)}
     if model.adversary is not None:

@@ -221,8 +221,13 @@ def train(
                     if on_step is not None:
                         on_step(step, result)
                     if step % 10 == 0 or step == total:
+                        elbo_key = "elbo" if model.method == "vae" else "elbo_estimate"  # AVB: the adversary's
                         bar.set_postfix(
-                            primal=f"{result.primal:.4g}", adv=f"{result.adversary:.3f}", elbo=f"{result.elbo:.3f}"
+                            {
+                                "primal": f"{result.primal:.4g}",
+                                "adv": f"{result.adversary:.3f}",
+                                elbo_key: f"{result.elbo:.3f}",
+                            }
                         )
             except TrainingDiverged as err:
                 raise TrainingDiverged(
