@@ -242,6 +242,8 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
     from avb_zoo.training.seeds import parse_seeds, train_seeds
 
     max_steps, resume, data_dir, batch_size, checkpoint_every, dtype = args
+    if ctx.params["engine"] != "eager" or ctx.params["noise"] == "device":
+        raise ConfigError("--seeds trains the stacked step on the host noise stream; drop --engine and --noise")
     if launch_settings({k: ctx.params[k] for k in LAUNCH_OPTIONS}) is not None:
         raise ConfigError("--seeds trains its models in one process; it cannot be combined with --nproc or --nnodes")
     if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE:

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -63,29 +65,23 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def stage(summary: dict, name: str, clock: Clock):
-    """Decorator-free stage runner: records seconds and any error under summary['stages'][name]."""
-
-    class _Stage:
-        def __enter__(self):
-            self.t0 = clock.elapsed()
-            log(f"stage {name} (at {self.t0:.0f} s, {clock.left():.0f} s left)")
-            summary["stages"][name] = {"status": "running"}
-            return summary["stages"][name]
-
-        def __exit__(self, kind, err, tb):
-            record = summary["stages"][name]
-            record["seconds"] = round(clock.elapsed() - self.t0, 1)
-            if err is None:
-                record["status"] = "ok"
-                return False
-            record["status"] = "failed"
-            record["error"] = f"{kind.__name__}: {err}"
-            log(f"stage {name} failed: {kind.__name__}: {err}")
-            traceback.print_exception(kind, err, tb, limit=6)
-            return True  # the next stage runs
-
-    return _Stage()
+@contextmanager
+def stage(summary: dict, name: str, clock: Clock) -> Iterator[dict]:
+    """A stage's record in summary['stages'][name]: its seconds, and its error instead of a raise (the next
+    stage runs)."""
+    t0 = clock.elapsed()
+    log(f"stage {name} (at {t0:.0f} s, {clock.left():.0f} s left)")
+    record = summary["stages"][name] = {"status": "running"}
+    try:
+        yield record
+        record["status"] = "ok"
+    except Exception as err:  # noqa: BLE001 - reported; the next stage runs
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {err}"
+        log(f"stage {name} failed: {record['error']}")
+        traceback.print_exc(limit=6)
+    finally:
+        record["seconds"] = round(clock.elapsed() - t0, 1)
 
 
 def estimate_eval_seconds(recipe_id: str, device: torch.device, ais: AISSettings, images: int, batch: int) -> float:
@@ -111,7 +107,6 @@ def train_and_evaluate(
     clock: Clock,
     recipe_id: str,
     engine: str,
-    rate: float | None,
     key: str,
     out: Path,
     prefix: str,
@@ -394,9 +389,9 @@ def main() -> None:
             log(summary["stacked_table"])
 
     vae_reserve = args.vae_min_seconds + 60.0
-    train_and_evaluate(args, summary, clock, args.recipe, best_engine, rate, "flagship", out, "", vae_reserve * 0)
+    train_and_evaluate(args, summary, clock, args.recipe, best_engine, "flagship", out, "", 0.0)
     if clock.left() > vae_reserve:
-        train_and_evaluate(args, summary, clock, args.vae_recipe, best_engine, None, "vae", out, "vae-", 0.0)
+        train_and_evaluate(args, summary, clock, args.vae_recipe, best_engine, "vae", out, "vae-", 0.0)
     summary["seconds"] = round(clock.elapsed(), 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(final_table(summary), flush=True)

@@ -228,7 +228,8 @@ def test_a_run_keeps_its_noise_stream(tmp_path):
 
 def test_graphs_fall_back_with_a_reason_on_a_cpu():
     assert "CUDA device" in graph_blocker(torch.device("cpu"), "device", False)
-    assert "device noise" in graph_blocker(torch.device("cuda"), "host", False) or not torch.cuda.is_available()
+    assert "device noise" in graph_blocker(torch.device("cuda"), "host", False)
+    assert "torchrun" in graph_blocker(torch.device("cuda"), "device", True)
     model = init_model(SMALL_AC, 0)
     settings = SMALL_AC.train
     source = make_batch_source("mnist", MNIST_SUBSET)

@@ -156,6 +156,7 @@ def test_the_command_writes_one_run_folder_per_seed(tmp_path):
         (["--seeds", "0-99"], "at most"),
         (["--seeds", "0-1", "--nproc", "2"], "--nproc"),
         (["--seeds", "0-1", "--seed", "4"], "either --seed or --seeds"),
+        (["--seeds", "0-1", "--engine", "compiled"], "drop --engine"),
     ],
 )
 def test_bad_seed_requests_fail_with_one_line(tmp_path, args, message):

@@ -22,12 +22,12 @@ def graph_blocker(device: torch.device, noise: str, distributed: bool) -> str | 
     """Why the step cannot be captured as a CUDA graph on ``device``; None when it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device (this run is on {device.type})"
-    if not torch.cuda.is_available():
-        return "CUDA graphs need a CUDA device (torch sees none)"
     if noise != "device":
         return "CUDA graphs need the device noise stream (host-drawn inputs cannot be replayed)"
     if distributed:
         return "CUDA graphs are not used under torchrun (each step all-reduces gradients through DDP)"
+    if not torch.cuda.is_available():
+        return "CUDA graphs need a CUDA device (torch sees none)"
     return None
 
 

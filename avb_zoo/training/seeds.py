@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from avb_zoo.errors import CheckpointError, ConfigError
 from avb_zoo.fileio import ensure_writable_dir
 from avb_zoo.model_io import save
-from avb_zoo.recipes import Recipe, find_recipe
+from avb_zoo.recipes import Recipe
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import RunInfo, load_training_state, save_training_state
 from avb_zoo.training.stacked import StackedModels
 from avb_zoo.training.step import StepResult, make_optimizers
-from avb_zoo.training.trainer import TrainResult, _resolve_dtype, check_resume, init_model
+from avb_zoo.training.trainer import TrainResult, _resolve_dtype, check_resume, init_model, resolve_settings
 
 MAX_SEEDS = 64  # one process holds every model, its Adam moments and its activations
 
@@ -90,23 +90,14 @@ def train_seeds(
     The arguments are those of :func:`avb_zoo.train` (one process, no torchrun); model k's folder ends as the
     solo run with seed ``seeds[k]`` would leave it.
     """
-    recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
+    recipe, settings, total = resolve_settings(recipe, batch_size, checkpoint_every, max_steps)
     if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > MAX_SEEDS:
         raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} distinct integers, got {seeds}")
-    settings = recipe.train
-    if batch_size is not None:
-        settings = replace(settings, batch_size=batch_size)
-    if checkpoint_every is not None:
-        settings = replace(settings, checkpoint_every=checkpoint_every)
-    settings.check(recipe.id)
     dtype_name, torch_dtype = _resolve_dtype(dtype)
-    if max_steps is not None and max_steps < 0:
-        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
-    total = settings.steps if max_steps is None else min(settings.steps, max_steps)
     device = torch.device(device)
     folders = [ensure_writable_dir(seed_folder(out, s)) for s in seeds]
     for folder, s in zip(folders, seeds, strict=True):
-        check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name)
+        check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name, "host")  # stacked: host noise
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(

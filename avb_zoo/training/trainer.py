@@ -22,7 +22,7 @@ from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from avb_zoo.fileio import ensure_writable_dir
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import save
-from avb_zoo.recipes import Recipe, find_recipe
+from avb_zoo.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.rng import derive_seed
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import (
@@ -97,8 +97,9 @@ def check_resume(
     batch_size: int,
     dtype: str = "float32",
     noise: str | None = None,
-) -> None:
-    """The run folder agrees with the request: empty for a new run, the same run for ``resume``."""
+) -> RunInfo | None:
+    """The run folder agrees with the request: empty for a new run, the same run for ``resume`` (whose saved
+    RunInfo is returned; ``noise`` None accepts the saved stream)."""
     has_state = (out / STATE_FILE).exists()
     if has_state and not resume:
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -119,6 +120,24 @@ def check_resume(
         ]
         if mismatches:
             raise CheckpointError(f"cannot resume {out}: it was trained with " + ", ".join(mismatches))
+        return info
+    return None
+
+
+def resolve_settings(
+    recipe: str | Recipe, batch_size: int | None, checkpoint_every: int | None, max_steps: int | None
+) -> tuple[Recipe, TrainSettings, int]:
+    """(recipe, its settings with the call's overrides, the step to stop at), each checked."""
+    recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
+    settings = recipe.train
+    if batch_size is not None:
+        settings = replace(settings, batch_size=batch_size)
+    if checkpoint_every is not None:
+        settings = replace(settings, checkpoint_every=checkpoint_every)
+    settings.check(recipe.id)
+    if max_steps is not None and max_steps < 0:
+        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
+    return recipe, settings, settings.steps if max_steps is None else min(settings.steps, max_steps)
 
 
 def train(
@@ -156,30 +175,20 @@ def train(
     (and at every checkpoint), not every step; those reads make the returned ``history``. ``max_seconds``
     stops (with a checkpoint) at the first step that ends past that much wall time.
     """
-    recipe = find_recipe(recipe) if isinstance(recipe, str) else recipe
-    settings = recipe.train
-    if batch_size is not None:
-        settings = replace(settings, batch_size=batch_size)
-    if checkpoint_every is not None:
-        settings = replace(settings, checkpoint_every=checkpoint_every)
-    settings.check(recipe.id)
+    recipe, settings, total = resolve_settings(recipe, batch_size, checkpoint_every, max_steps)
     dtype_name, torch_dtype = _resolve_dtype(dtype)
-    if max_steps is not None and max_steps < 0:
-        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
     if max_seconds is not None and not max_seconds > 0:
         raise ConfigError(f"max_seconds must be positive, got {max_seconds}")
     if not isinstance(report_every, int) or report_every < 1:
         raise ConfigError(f"report_every must be a positive integer, got {report_every!r}")
-    total = settings.steps if max_steps is None else min(settings.steps, max_steps)
     world = join_world(device)
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)
     out = ensure_writable_dir(out) if world.is_main else Path(out)
     resume = resolve_resume(out, resume)
-    if noise is None:
-        noise = read_run_info(out).noise if resume and (out / STATE_FILE).exists() else default_noise(engine)
+    saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
+    noise = noise or (saved.noise if saved else default_noise(engine))
     check_engine(engine, noise, world)
-    check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
 
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
