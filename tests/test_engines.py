@@ -153,7 +153,9 @@ def test_fast_step_equals_the_reference_step(recipe):
     """Host-drawn inputs, eager: the same 20 updates as train_step (float64)."""
     chosen = SMALL_AC if recipe == "small-ac" else find_recipe(recipe)
     ref, fast, step = _reference_and_fast(chosen, MNIST_SUBSET, 20)
-    assert _max_difference(ref, fast) < TOLERANCE
+    difference = _max_difference(ref, fast)
+    print(f"\nfast step vs train_step, {recipe}, 20 steps, float64: max abs difference {difference:.3g}")
+    assert difference < TOLERANCE
     assert int(step.step) == 20 and int(step.first_bad) == -1
 
 

@@ -172,9 +172,10 @@ def _detached(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 class FastStep:
     """One training iteration as an in-place tensor program over the model, its Adam states and the inputs.
 
-    Call :meth:`run` with host inputs, or with None to draw them on the device (``inputs`` is then a
-    :class:`DeviceInputs`). ``report`` holds (primal, adversary, elbo, rec) of the last step, ``first_bad``
-    the first step whose losses were not finite (-1 while none was), ``step`` the next step's number.
+    Call :meth:`program` with host inputs, or with None to draw them on the device (``inputs`` is then a
+    :class:`DeviceInputs`, whose ``prepare(step)`` the caller runs first). ``report`` holds (primal,
+    adversary, elbo, rec) of the last step, ``first_bad`` the first step whose losses were not finite (-1
+    while none was), ``step`` the next step's number.
     """
 
     def __init__(
@@ -276,9 +277,3 @@ class FastStep:
         self.report.copy_(report)
         self.first_bad.copy_(torch.where(ok | (self.first_bad >= 0), self.first_bad, self.step))
         self.step.add_(1)
-
-    def run(self, step: int, inputs: StepInputs | None = None) -> None:
-        """Host side of one step: upload what the device inputs need, then run the program."""
-        if inputs is None and self.inputs is not None:
-            self.inputs.prepare(step)
-        self.program(inputs)
