@@ -186,7 +186,7 @@ def train(
         global_batch = batch_size or recipe.train.batch_size
         World(size=settings.world_size).check_divides(global_batch)
         check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
-        start("avb_zoo.train", worker_argv(ctx), settings, "training")
+        start("avb_zoo.training", worker_argv(ctx), settings, "training")
         return
     from avb_zoo.distributed import leave_world
 
@@ -620,7 +620,7 @@ def eval_model(
         from avb_zoo.launch import launch as start
 
         check_evaluation(id_or_dir, settings)
-        start("avb_zoo.eval", worker_argv(ctx), launch_with, "evaluation")
+        start("avb_zoo.evaluation", worker_argv(ctx), launch_with, "evaluation")
         return
     try:
         result, path = evaluate_folder(

@@ -329,7 +329,7 @@ def register(
     entry = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
     config = copy.deepcopy(kwargs or {})
     if entry == DEFAULT_ENTRY_POINT:
-        from avb_zoo.model import validate_config
+        from avb_zoo.model_config import validate_config
 
         try:
             config = validate_config({**config, "id": config.get("id", id)})
