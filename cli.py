@@ -383,8 +383,12 @@ def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bo
     if as_json:
         print_json(pulled.to_dict())
         return
+    if pulled.note:
+        click.echo(f"note: {pulled.note}", err=True)
     click.echo(f"{pulled.id}: {pulled.folder}")
     click.echo(f"from: {pulled.detail}")
+    if pulled.commit:
+        click.echo(f"commit: {pulled.commit}")
 
 
 @main.command()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pulled", "fetch", "pull", "push", "resolve_checked", "resolve_local", "sha256_file"]
 
+logger = logging.getLogger("avb_zoo")
 OFFICIAL_ENDPOINT = "https://huggingface.co"
 CONFIG_FILE = "config.json"
 # When the registry has no hashes for a model (some plugins), these are what a model folder holds.
@@ -57,6 +59,8 @@ class Pulled:
     revision: str | None = None
     commit: str | None = None
     verified: bool = True
+    files: dict[str, str] | None = None  # the sha256 of each file that was checked (the only ones to open)
+    note: str | None = None  # how the name was read, when that needs saying (a bare ORG/NAME taken as a repo)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,8 @@ class Pulled:
             "revision": self.revision,
             "commit": self.commit,
             "verified": self.verified,
+            "sha256": dict(self.files) if self.files else None,
+            "note": self.note,
         }
 
 
@@ -269,9 +275,9 @@ def _shipped(spec: ModelSpec, reason: str) -> Pulled:
     if missing:
         raise CheckpointError(f"the copy of {spec.id} shipped in {folder} lacks {missing}; reinstall avb-zoo")
     verify_files(folder, spec.files, f"the copy of {spec.id} shipped in {folder}", cache=None)
-    return Pulled(
-        spec.id, folder, "shipped", f"the copy shipped with the package ({reason})", spec.hub_repo_id, None, None
-    )
+    detail = f"the copy shipped with the package ({reason})"
+    files = dict(spec.files) if spec.files else None
+    return Pulled(spec.id, folder, "shipped", detail, spec.hub_repo_id, None, None, bool(spec.files), files)
 
 
 def fetch(
@@ -281,14 +287,25 @@ def fetch(
     offline: bool = False,
     progress: bool = True,
 ) -> Pulled:
-    """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy)."""
+    """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy).
+
+    ``model_id`` is a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``, or ``ORG/NAME`` where no
+    registered namespace is called ORG; see ``avb_zoo.model_ref``). With an explicit ``revision`` the copy
+    the package ships never stands in: it is the catalogue's pinned files, not that revision.
+    """
+    from avb_zoo.model_ref import HubRef, resolve_name
     from avb_zoo.registry import spec as find_spec
 
-    spec = find_spec(model_id)
     if revision is not None:
         check_revision(revision)
+    name = model_id if not isinstance(model_id, str) else resolve_name(model_id)
+    if isinstance(name, HubRef):
+        from avb_zoo.hub_repo import fetch_repo
+
+        return fetch_repo(name, revision=revision, cache_dir=cache_dir, offline=offline, progress=progress)
+    spec = find_spec(name)
     if spec.hub_repo_id is None:
-        if spec.local_dir is not None:
+        if spec.local_dir is not None and revision is None:
             return _shipped(spec, "it has no Hub repo")
         raise HubNotFound(f"{spec.id} has no Hub repo and the package ships no copy of it")
     repo_id = check_repo_id(spec.hub_repo_id)
@@ -312,8 +329,13 @@ def fetch(
         try:
             located = _download(spec, rev, cache, endpoint, local_only=True, progress=progress)
         except _Unreachable:
-            if spec.local_dir is not None:
+            if spec.local_dir is not None and revision is None:
                 return _shipped(spec, f"{unreachable}, and the cache {cache} has no copy")
+            if revision is not None:
+                raise HubUnreachable(
+                    f"cannot pull {spec.id} at revision {revision!r}: {unreachable} and the cache {cache} has no "
+                    "copy of it (the copy shipped with avb-zoo is the catalogue's pinned files, not that revision)"
+                ) from None
             raise HubUnreachable(
                 f"cannot pull {spec.id} ({repo_id}@{rev}): {unreachable}, the cache {cache} has no copy and the "
                 "package ships none" + ("; pull it once online" if offline else "")
@@ -329,7 +351,8 @@ def fetch(
         source, where = "cache", f"the local cache, {repo_id} at commit {commit} ({unreachable})"
     if not spec.files:
         where += "; no sha256 in the registry, files not verified"
-    return Pulled(spec.id, folder, source, where, repo_id, rev, commit, bool(spec.files))
+    files = dict(spec.files) if spec.files else None
+    return Pulled(spec.id, folder, source, where, repo_id, rev, commit, bool(spec.files), files)
 
 
 def pull(
@@ -372,14 +395,13 @@ def resolve_checked(
     text = str(id_or_dir)
     if isinstance(id_or_dir, Path) or text.startswith((".", "/", "~")):
         raise CheckpointError(f"{text} is not a model folder (no such directory)")
-    from avb_zoo.registry import spec as find_spec
-
     try:
         pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
     except ModelNotFound as err:
         raise type(err)(f"{err} ({text!r} is not a folder either)") from None
-    files = find_spec(text).files
-    return pulled.folder, (dict(files) if pulled.verified and files else None)
+    if pulled.note:
+        logger.warning("%s", pulled.note)
+    return pulled.folder, (dict(pulled.files) if pulled.verified and pulled.files else None)
 
 
 # --------------------------------------------------------------------------------------------- pushing
