@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from avb_zoo.cli import main
 from click.testing import CliRunner
 from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from onnx_models import exported
@@ -17,7 +18,6 @@ from zoo_helpers import SMALL, model_folder
 
 import avb_zoo
 import avb_zoo.registry as reg
-from avb_zoo.cli import main
 from avb_zoo.errors import ChecksumError, ConfigError, HubNotFound, HubUnreachable, ModelNotFound
 from avb_zoo.hub import fetch, push
 from avb_zoo.hub_repo import RECORD
@@ -107,7 +107,7 @@ def test_revisions_by_branch_tag_and_sha(hub: HubFixture, tmp_path: Path) -> Non
     result = cli("pull", "hf-hub:me/revs@dev", "--quiet", "--json")
     assert json.loads(result.output)["commit"] == sha_dev
     weights = {rev: avb_zoo.make(f"hf-hub:me/revs@{rev}").encoder.state_dict() for rev in ("v1", "dev")}
-    assert not all(torch.equal(a, b) for a, b in zip(weights["v1"].values(), weights["dev"].values()))
+    assert not all(torch.equal(a, b) for a, b in zip(weights["v1"].values(), weights["dev"].values(), strict=True))
 
 
 def test_a_tampered_lfs_file_fails_the_pull_and_is_deleted(hub: HubFixture, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``python -m avb_zoo.evaluation ARGS``: the ``avb-zoo eval`` command as a plain module, the entry point of torchrun's workers.
+"""``python -m avb_zoo.evaluation ARGS``: the ``avb-zoo eval`` command as a plain module, for torchrun's workers.
 
     torchrun --standalone --nproc-per-node 2 -m avb_zoo.evaluation ...
 
