@@ -27,6 +27,7 @@ from avb_zoo.model_config import FORMAT_VERSION, METHODS, _check_value, validate
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
 from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
+from avb_zoo.pretrained import PretrainedMixin
 from avb_zoo.rng import keyed_generator
 
 MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against configs that would exhaust memory
@@ -97,17 +98,19 @@ def _construct(role: str, cls: type, kwargs: dict) -> nn.Module:
         raise ConfigError(f"{role} cannot be built from its settings: {err}") from None
 
 
-class AVBModel(nn.Module):
+class AVBModel(PretrainedMixin, nn.Module):
     """Encoder + decoder (+ adversary): the object every other part of avb-zoo works with.
 
     ``encode`` draws its own noise (or takes ``eps``), ``decode_logits`` gives Bernoulli logits,
     ``encoder_moments`` gives the mean and variance of q(z|x) where the encoder has them.
+    ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` follow huggingface_hub's conventions.
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
         cfg = validate_config(config)
         self.config = cfg
+        self.source: str | None = None  # the folder or id it was loaded from (None: built here)
         common = {"x_dim": cfg["x_dim"], "latent_dim": cfg["latent_dim"]}
         if cfg.get("image_shape") is not None:
             common["image_shape"] = cfg["image_shape"]
@@ -178,9 +181,18 @@ class AVBModel(nn.Module):
         """-log p(x|z) per example [B]."""
         return self.decoder.nll(x, z)
 
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities sigmoid(logits(z)) for z ~ p(z)."""
+        """Pixel probabilities sigmoid(logits(z)) for z ~ p(z): for people, so detached (no autograd graph)."""
         return torch.sigmoid(self.decode_logits(self.sample_prior(n, generator)))
+
+    def extra_repr(self) -> str:
+        """The model's id, method, sizes, parameter count and where it was loaded from (before its parts)."""
+        n = sum(p.numel() for p in self.parameters())
+        parts = [f"id={self.config.get('id')!r}", f"method={self.method!r}", f"x_dim={self.x_dim}"]
+        parts += [f"latent_dim={self.latent_dim}", f"parameters={n:,}"]
+        parts += [f"adversary={'yes' if self.adversary is not None else 'no'}", f"source={self.source!r}"]
+        return ", ".join(parts)
 
     def encoder_moments(
         self, x: torch.Tensor, n_noise: int | None = None, generator: torch.Generator | None = None

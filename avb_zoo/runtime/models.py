@@ -52,6 +52,7 @@ class _Model:
     def __init__(
         self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
     ) -> None:
+        self.source = str(model)
         self.folder, self._hashes = resolve_model(model)
         self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
@@ -60,6 +61,14 @@ class _Model:
         self.image_shape = image_shape_of(self.config)
         self.graph = self._open(self.GRAPH)
         self.providers: list[str] = self.graph.providers
+
+    def __repr__(self) -> str:
+        """The model, what it was asked as, its folder, the graphs it has and where they run."""
+        graphs = sorted(p.stem for p in (self.folder / "onnx").glob("*.onnx"))
+        return (
+            f"{type(self).__name__}(model={self.config.get('id')!r}, source={self.source!r}, folder={str(self.folder)!r}, "
+            f"graphs={graphs}, latent_dim={self.latent_dim}, providers={self.providers})"
+        )
 
     def _open(self, name: str) -> GraphSession:
         return GraphSession(self.folder, name, self.config, self._providers, self._threads, self._hashes)
