@@ -83,7 +83,8 @@ def test_push_then_pull_sample_and_encode_by_hf_hub_and_bare_ids(hub: HubFixture
     model = avb_zoo.make("hf-hub:me/my-avb")
     want = load(mnist, with_adversary=False)
     assert all(
-        torch.equal(a, b) for a, b in zip(model.decoder.state_dict().values(), want.decoder.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(model.decoder.state_dict().values(), want.decoder.state_dict().values(), strict=True)
     )
 
 

@@ -66,8 +66,8 @@ class _Model:
         """The model, what it was asked as, its folder, the graphs it has and where they run."""
         graphs = sorted(p.stem for p in (self.folder / "onnx").glob("*.onnx"))
         return (
-            f"{type(self).__name__}(model={self.config.get('id')!r}, source={self.source!r}, folder={str(self.folder)!r}, "
-            f"graphs={graphs}, latent_dim={self.latent_dim}, providers={self.providers})"
+            f"{type(self).__name__}(model={self.config.get('id')!r}, source={self.source!r}, "
+            f"folder={str(self.folder)!r}, graphs={graphs}, latent_dim={self.latent_dim}, providers={self.providers})"
         )
 
     def _open(self, name: str) -> GraphSession:
