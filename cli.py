@@ -341,8 +341,12 @@ def list_models(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
 def info(model_id: str, as_json: bool) -> None:
     """Show everything registered for MODEL_ID: architecture, Hub repo and revision, file hashes, metrics."""
+    from avb_zoo.model_ref import is_hub_name
     from avb_zoo.registry import resolution_note, spec
 
+    if is_hub_name(model_id):
+        _info_hub(model_id, as_json)
+        return
     found = spec(model_id)
     if as_json:
         print_json(found.to_dict())
@@ -362,6 +366,26 @@ def info(model_id: str, as_json: bool) -> None:
     for path, digest in sorted(hub["files"].items()):
         click.echo(f"file:        {path}  sha256 {digest}")
     click.echo("model:       " + json.dumps(data["kwargs"], sort_keys=True))
+
+
+def _info_hub(model_id: str, as_json: bool) -> None:
+    """``info`` for a Hub repo outside the catalogue: pulled (verified), then its commit, files and config."""
+    from avb_zoo.config_file import read_config_json
+    from avb_zoo.hub import fetch
+
+    pulled = fetch(model_id, progress=False)
+    config = read_config_json(pulled.folder)
+    if as_json:
+        print_json({**pulled.to_dict(), "config": config})
+        return
+    if pulled.note:
+        click.echo(f"note: {pulled.note}", err=True)
+    click.echo(f"id:          {pulled.id}")
+    click.echo(f"hub:         {pulled.repo_id}@{pulled.revision} (commit {pulled.commit})")
+    click.echo(f"from:        {pulled.detail}")
+    for path, digest in sorted((pulled.files or {}).items()):
+        click.echo(f"file:        {path}  sha256 {digest}")
+    click.echo("model:       " + json.dumps(config, sort_keys=True))
 
 
 @main.command()

@@ -204,3 +204,18 @@ def test_hub_errors_are_hub_errors_not_unpickling(hub: HubFixture, tmp_path: Pat
     assert not (pulled.folder / "pytorch_model.bin").exists()
     with pytest.raises(HubNotFound):
         fetch("hf-hub:me/never-made", progress=False)
+
+
+def test_info_export_and_eval_take_hub_ids(hub: HubFixture, tmp_path: Path) -> None:
+    from zoo_helpers import TINY
+
+    push(model_folder(tmp_path / "toy", {**TINY, "id": "me/toy-v1"}, 0), "me/toy")
+    commit = hub.server.repo("me/toy").branches["main"]
+    result = cli("info", "hf-hub:me/toy")
+    assert result.exit_code == 0 and commit in result.output and "model.safetensors  sha256" in result.output
+    result = cli("export", "me/toy", "--out", tmp_path / "exported", "--seed", "0", "--json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "exported" / "onnx" / "sampler.onnx").is_file()
+    result = cli("eval", "hf-hub:me/toy", "--ais-steps", "3", "--ais-chains", "1", "--n-test", "2", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "ais" in result.output.lower()
