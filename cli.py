@@ -476,6 +476,28 @@ def export_graphs(
 
 @main.command()
 @click.argument("id_or_dir")
+@click.option("--provider", type=PROVIDERS, default="cpu", show_default=True, help="onnxruntime provider.")
+@click.option("--json", "as_json", is_flag=True, help="Print the errors per graph as JSON.")
+def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
+    """Run each ONNX graph's test_data_set on onnxruntime (no torch) and print the worst error.
+
+    \b
+    Example:
+      avb-zoo verify toy-avb
+    """
+    from avb_zoo.runtime.verify import verify_model
+
+    result = verify_model(id_or_dir, providers=provider)
+    if as_json:
+        print_json(result)
+        return
+    for graph, error in result["errors"].items():
+        click.echo(f"{graph}: max abs error {error:.3g}")
+    click.echo(f"worst: {result['worst']:.3g} ({result['graph']}), within {result['atol']:g}: passed")
+
+
+@main.command()
+@click.argument("id_or_dir")
 @click.argument("input_path", metavar="INPUT")
 @click.option("--out", required=True, help="Where to write z (.npy): [N, d], or [N, K, d] with --samples K > 1.")
 @click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True, help="z draws per image.")
