@@ -13,27 +13,16 @@ from typing import Any
 
 import click
 
-from avb_zoo.errors import AVBZooError
+from avb_zoo.cli_support import OneFaceGroup
 
 
-class ZooGroup(click.Group):
-    """Turns the project's own errors into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AVBZooError as err:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {err}", err=True)
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+class ZooGroup(OneFaceGroup):
+    """Turns the project's own errors into one line on stderr (JSON on stdout with --json) and exit status 1;
+    ``--debug`` anywhere on the line shows the traceback instead (avb_zoo.cli_support)."""
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors (anywhere on the line).")
 @click.version_option(package_name="avb-zoo")
 def main(debug: bool) -> None:
     """Adversarial Variational Bayes model zoo: train, evaluate, export, pull, encode and sample."""
