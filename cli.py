@@ -200,6 +200,9 @@ def train(
     if not result.world.is_main:
         return
     from avb_zoo.distributed import restart_count
+    from avb_zoo.provenance import write_training_record
+
+    write_training_record(result.out, worker_argv(ctx), str(device), result.seconds, result.step, engine=result.engine)
 
     summary = {
         "id": recipe.id,

@@ -437,8 +437,10 @@ def push(
     HF_TOKEN or the stored login; ``revision`` is a branch, created from main when it does not exist.
     """
     from avb_zoo import __version__
-    from avb_zoo.model_card import read_metrics_file, render_model_card
+    from avb_zoo.card_images import sample_grid_png
+    from avb_zoo.model_card import SAMPLE_GRID, read_metrics_file, render_model_card
     from avb_zoo.model_io import load
+    from avb_zoo.provenance import read_training_record
 
     check_repo_id(repo_id)
     if revision is not None:
@@ -447,7 +449,11 @@ def push(
     model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree
     metrics = read_metrics_file(files["metrics.json"]) if "metrics.json" in files else {}
     hashes = {rel: sha256_file(path) for rel, path in files.items()}
-    card = render_model_card(model.config, metrics, repo_id, hashes)
+    training = read_training_record(Path(folder)) if "training.json" in files else {}
+    picture = sample_grid_png(Path(folder), model.config, model, "onnx/sampler.onnx" in files)
+    if picture is not None:
+        hashes[SAMPLE_GRID] = hashlib.sha256(picture).hexdigest()
+    card = render_model_card(model.config, metrics, repo_id, hashes, training=training)
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -455,6 +461,8 @@ def push(
     api = HfApi(endpoint=url, token=token, library_name="avb-zoo", library_version=__version__)
     operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
+    if picture is not None:
+        operations.append(CommitOperationAdd(path_in_repo=SAMPLE_GRID, path_or_fileobj=picture))
     message = commit_message or f"Upload {model.config.get('id') or 'model'} with avb-zoo {__version__}"
     what = "the commit"
     try:
