@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from huggingface_hub import ModelCard, hf_hub_download
 from hub_fixtures import HubFixture, hub_server  # noqa: F401
+from huggingface_hub import ModelCard, hf_hub_download
 from zoo_helpers import SMALL, model_folder
 
 from avb_zoo.hub import push
