@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from avb_zoo.cli import main
 from click.testing import CliRunner
 
-from avb_zoo.cli import main
 from avb_zoo.errors import InvalidRepoId
 
 
