@@ -39,7 +39,8 @@ TEST_DATA_FILES = tuple(
     for i in range(n)
 )
 # Every file a push may upload (README.md is the model card push generates itself, never a file of the folder).
-PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES)
+INT8_FILES = ("onnx/sampler-int8.onnx", "onnx/sampler-int8.json")  # optional, with its measured error
+PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES, *INT8_FILES)
 
 
 def _inside(path: Path, root: Path) -> bool:

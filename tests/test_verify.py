@@ -108,3 +108,16 @@ def test_pushed_test_data_verifies_by_hub_id(hub_server: HubFixture, mnist: Path
     assert set(TEST_DATA_FILES) <= set(pulled.files)
     result = cli("verify", "hf-hub:me/checked")
     assert result.exit_code == 0, result.output
+
+
+def test_int8_sampler_is_written_with_its_measured_error_and_speed(mnist: Path, tmp_path: Path) -> None:
+    import json
+
+    from avb_zoo.export.quantize import INT8_REPORT, quantize_sampler
+
+    folder = _copy(mnist, tmp_path / "int8")
+    report = quantize_sampler(folder, json.loads((folder / "config.json").read_text())["latent_dim"])
+    assert (folder / "onnx/sampler-int8.onnx").stat().st_size < (folder / "onnx/sampler.onnx").stat().st_size
+    assert 0 < report["max_abs_error"] < 0.1 and report["int8_ms"] > 0 and report["float32_ms"] > 0
+    assert json.loads((folder / INT8_REPORT).read_text())["sha256"] == report["sha256"]
+    assert verify_model(folder)["passed"]  # the float32 graphs are untouched
