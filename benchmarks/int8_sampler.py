@@ -20,8 +20,8 @@ from avb_zoo.export.quantize import compare, quantize_sampler
 
 def _mnist_folder(tmp: Path) -> Path:
     import torch
-
     from avb_zoo.export import export_model
+
     from avb_zoo.model import AVBModel
     from avb_zoo.model_io import save
     from avb_zoo.recipes import find_recipe
