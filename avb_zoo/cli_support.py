@@ -10,6 +10,8 @@ Kept out of ``cli.py`` so that the commands stay thin and the group's behaviour 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Any
 
 import click
@@ -45,6 +47,31 @@ def _json_error(err: Exception, exit_code: int) -> str:
     return json.dumps({"error": {"type": type(err).__name__, "message": str(err), "exit_code": exit_code}})
 
 
+class _NoteHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The library's notes (how a name was read, e.g. a bare ORG/NAME taken as a Hub repo), as ``note:`` lines.
+
+    Writes to ``sys.stderr`` as it is at each record, not as it was when the handler was made.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def show_notes() -> None:
+    """Print the library's warnings-level notes on stderr as ``note: ...`` (once per process)."""
+    logger = logging.getLogger("avb_zoo")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        handler = _NoteHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        logger.addHandler(handler)
+
+
 class OneFaceGroup(click.Group):
     """A click group whose flags and errors behave the same wherever they are given."""
 
@@ -55,6 +82,7 @@ class OneFaceGroup(click.Group):
         return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
+        show_notes()
         try:
             return super().invoke(ctx)
         except AVBZooError as err:

@@ -72,7 +72,9 @@ def test_push_then_pull_sample_and_encode_by_hf_hub_and_bare_ids(hub: HubFixture
     assert record["commit"] == commit and record["sha256"]["model.safetensors"] == pulled.files["model.safetensors"]
     out = tmp_path / "grid.png"
     for name in ("hf-hub:me/my-avb", "me/my-avb"):
-        assert cli("sample", name, "-n", "4", "--out", out).exit_code == 0
+        result = cli("sample", name, "-n", "4", "--out", out)
+        assert result.exit_code == 0, result.output
+        assert ("taken as the Hub repo hf-hub:me/my-avb" in result.output) == (name == "me/my-avb")
     by_id = avb_zoo.runtime.Sampler("hf-hub:me/my-avb").sample(4, seed=1)
     assert np.array_equal(by_id, avb_zoo.runtime.Sampler(mnist).sample(4, seed=1))
     x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
