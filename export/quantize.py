@@ -19,7 +19,7 @@ import numpy as np
 
 from avb_zoo.errors import ExportError
 from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
-from avb_zoo.runtime.ort import ort
+from avb_zoo.runtime.ort import ort, quantization
 from avb_zoo.runtime.session import session_options
 
 INT8_SAMPLER = "onnx/sampler-int8.onnx"
@@ -57,8 +57,7 @@ def compare(float_graph: str | bytes, int8_graph: str | bytes, latent_dim: int, 
 
 def quantize_sampler(folder: str | Path, latent_dim: int) -> dict[str, Any]:
     """Write ``onnx/sampler-int8.onnx`` and its measured error and speed (``onnx/sampler-int8.json``)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    tools: Any = quantization()
     folder = Path(folder)
     source = folder / "onnx" / "sampler.onnx"
     if not source.is_file() or source.is_symlink():
@@ -69,7 +68,7 @@ def quantize_sampler(folder: str | Path, latent_dim: int) -> dict[str, Any]:
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser's advice to pre-process is not the user's concern
         try:
-            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+            tools.quantize_dynamic(str(source), str(out), weight_type=tools.QuantType.QInt8)
         except Exception as err:  # onnxruntime's quantiser raises its own errors for graphs it cannot handle
             raise ExportError(f"onnxruntime could not quantise {source}: {err}") from None
         finally:

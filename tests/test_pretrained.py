@@ -82,6 +82,7 @@ def test_resolving_an_id_imports_no_torch() -> None:
         "from avb_zoo.runtime import Sampler\n"
         "Sampler('toy-avb').sample(2, seed=0)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'huggingface_hub.hf_api' not in sys.modules, 'a catalogue copy that matches needs no Hub client'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
