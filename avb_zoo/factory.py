@@ -109,6 +109,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
             offline=bool(kwargs.get("offline", False)),
         )
         load_weights(model, pulled.folder, model_spec)
+        model.source = model_spec.id  # type: ignore[assignment]  (AVBModel says where it came from)
     if device is not None:
         from avb_zoo.training.device import resolve_device
 
@@ -142,4 +143,6 @@ def _make_from_repo(ref: Any, kwargs: dict[str, Any]) -> nn.Module:
     if not kwargs.get("pretrained", True):
         return _place(AVBModel(read_config(pulled.folder)), kwargs)
     with_adversary = bool(pulled.files) and ADVERSARY_FILE in pulled.files  # only verified files are opened
-    return _place(load(pulled.folder, with_adversary=with_adversary), kwargs)
+    model = load(pulled.folder, with_adversary=with_adversary)
+    model.source = f"{ref.id}@{pulled.commit}"
+    return _place(model, kwargs)

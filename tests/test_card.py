@@ -59,3 +59,17 @@ def test_an_avb_estimate_is_named_an_estimate() -> None:
     results = {r.metric_type: r for r in ModelCard(text).data.eval_results}
     assert "an estimate, not a bound" in results["elbo_estimate"].metric_name
     assert results["elbo_estimate"].metric_value == -90.0
+
+
+def test_train_records_its_command_device_and_time(tmp_path: Path) -> None:
+    from avb_zoo.cli import main
+    from click.testing import CliRunner
+
+    from avb_zoo.provenance import read_training_record
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "toy-avb", "--out", str(out), "--max-steps", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    record = read_training_record(out)
+    assert record["command"].startswith(f"avb-zoo train toy-avb --out {out}") and "--max-steps 2" in record["command"]
+    assert record["device"] == "cpu" and record["steps"] == 2 and record["seconds"] >= 0
