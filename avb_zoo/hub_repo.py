@@ -13,7 +13,6 @@ A failed pull removes what it added to the cache: nothing half-pulled stays behi
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -178,8 +177,10 @@ def _cached(ref: HubRef, rev: str, cache: Path) -> tuple[Path, str, dict[str, st
     if not record_path.is_file():
         return None
     record = loads_json(read_regular(record_path, MAX_RECORD_BYTES, HubNotFound, RECORD), record_path, HubNotFound)
-    hashes = record.get("sha256") if isinstance(record, dict) else None
-    if record.get("commit") != commit or not isinstance(hashes, dict) or any(f not in hashes for f in REQUIRED):
+    if not isinstance(record, dict) or record.get("commit") != commit:
+        return None
+    hashes = record.get("sha256")
+    if not isinstance(hashes, dict) or any(f not in hashes for f in REQUIRED):
         return None
     for rel, want in sorted(hashes.items()):
         if rel not in PUSHED or not isinstance(want, str):
@@ -226,13 +227,4 @@ def fetch_repo(
     return Pulled(ref.id, folder, "cache", where, ref.repo_id, rev, commit, True, hashes, ref.note)
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """The pull record beside a pulled repo's files (None for any other folder)."""
-    path = Path(folder) / RECORD
-    if not path.is_file():
-        return None
-    data = json.loads(read_regular(path, MAX_RECORD_BYTES, HubNotFound, RECORD))
-    return data if isinstance(data, dict) else None
-
-
-__all__ = ["RECORD", "fetch_repo", "git_blob_sha1", "read_record"]
+__all__ = ["RECORD", "fetch_repo", "git_blob_sha1"]
