@@ -101,6 +101,12 @@ def test_registry_knows_nothing_of_the_hub_and_workers_are_plain_modules() -> No
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert not Path(avb_zoo.__file__).with_name("train.py").exists()
+    imports = [
+        line.strip()
+        for line in Path(avb_zoo.__file__).with_name("registry.py").read_text().splitlines()
+        if line.strip().startswith(("from ", "import "))
+    ]
+    assert not [i for i in imports if i.startswith(("from avb_zoo.hub ", "import avb_zoo.hub", "import torch"))]
     for module, command in (("avb_zoo.training", "train"), ("avb_zoo.evaluation", "eval")):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and command.upper() not in out.stderr, out.stderr
