@@ -464,7 +464,7 @@ def resolve_checked(
             return local.folder, dict(local.files or {})
     try:
         pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
-    except ModelNotFound as err:
+    except (ModelNotFound, HubNotFound, HubUnreachable) as err:
         raise type(err)(f"{err} ({text!r} is not a folder either)") from None
     if pulled.note:
         logger.warning("%s", pulled.note)

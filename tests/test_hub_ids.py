@@ -221,3 +221,8 @@ def test_info_export_and_eval_take_hub_ids(hub: HubFixture, tmp_path: Path) -> N
     result = cli("eval", "hf-hub:me/toy", "--ais-steps", "3", "--ais-chains", "1", "--n-test", "2", "--json", "--quiet")
     assert result.exit_code == 0, result.output
     assert "ais" in result.output.lower()
+
+
+def test_a_mistyped_folder_is_named_as_not_a_folder_either(hub: HubFixture, tmp_path: Path) -> None:
+    line = _one_line_error(cli("sample", "runs/typo", "-n", "1", "--out", tmp_path / "x.png"))
+    assert "runs/typo" in line and "is not a folder either" in line and "taken as the Hub repo" not in line
