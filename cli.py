@@ -484,38 +484,67 @@ def encode(
 @main.command()
 @click.argument("id_or_dir")
 @click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
-@click.option("--out", required=True, help="Where to write the image grid (.png).")
+@click.option("--out", default=None, help="Where to write the image grid (.png).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
-@click.option("--npy", "npy_out", default=None, help="Also write the samples [n, x_dim] (.npy).")
+@click.option(
+    "--npy",
+    "npy_out",
+    default=None,
+    help="Also write the samples [n, x_dim] (.npy); for a posterior sampler (no input x), its draws [n, latent_dim].",
+)
 @click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
 def sample(
     id_or_dir: str,
     count: int,
-    out: str,
+    out: str | None,
     seed: int,
     npy_out: str | None,
     binarize: bool,
     columns: int | None,
     provider: str,
 ) -> None:
-    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
-    from avb_zoo.runtime import Sampler
+    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
+    (--npy). A posterior sampler (a model with no input x, such as Eight Schools) writes its draws with --npy."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime import PosteriorSampler, open_sampler
     from avb_zoo.runtime.images import grid, png_bytes
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    if out is None and npy_out is None:
+        raise InputError("say where to write the samples: --out (an image grid) and/or --npy (an array)")
+    out_path = check_suffix(out, ".png", "--out") if out else None
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
-    sampler = Sampler(id_or_dir, providers=provider)
+    sampler = open_sampler(id_or_dir, providers=provider)
+    if isinstance(sampler, PosteriorSampler):
+        _write_posterior_draws(sampler, count, seed, out_path, npy_path)
+        return
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)
-    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))}
+    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))} if out_path is not None else {}
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
-    click.echo(f"wrote {count} sample(s) to {out_path}" + (f" and {npy_path}" if npy_path else ""))
+    click.echo(f"wrote {count} sample(s) to {' and '.join(str(p) for p in files)}")
+
+
+def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | None, npy_path: Any | None) -> None:
+    """``avb-zoo sample`` for a posterior sampler: its draws [count, latent_dim] to --npy (it makes no images)."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime.outputs import npy_bytes, write_all
+
+    if out_path is not None or npy_path is None:
+        raise InputError(
+            f"{sampler.folder} is a posterior sampler (no input x): it draws parameters, not images; "
+            "write them with --npy"
+        )
+    draws = sampler.draw(count, seed=seed)
+    write_all({npy_path: npy_bytes(draws)})
+    names = sampler.parameter_names
+    order = f" ({', '.join(names)})" if names else ""
+    click.echo(f"wrote {count} posterior draw(s) [{count}, {sampler.latent_dim}]{order} to {npy_path}")
 
 
 @main.command()

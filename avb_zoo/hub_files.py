@@ -18,7 +18,13 @@ REQUIRED = ("config.json", "model.safetensors")
 OPTIONAL = ("adversary.safetensors", "metrics.json")
 ONNX_DIR = "onnx"
 # The graphs and report of runtime.conventions, named here so that the hub needs neither numpy nor onnxruntime.
-GRAPH_FILES = ("onnx/encoder.onnx", "onnx/moments.onnx", "onnx/decoder.onnx", "onnx/sampler.onnx")
+GRAPH_FILES = (
+    "onnx/encoder.onnx",
+    "onnx/moments.onnx",
+    "onnx/decoder.onnx",
+    "onnx/sampler.onnx",
+    "onnx/posterior.onnx",
+)
 REPORT = "onnx/verification.json"
 # Every file a push may upload (README.md is the model card push generates itself, never a file of the folder).
 PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT)

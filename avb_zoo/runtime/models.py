@@ -6,14 +6,14 @@ given seed does not depend on ``batch_size``. ``seed=None`` draws fresh noise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avb_zoo.errors import InputError
-from avb_zoo.runtime.conventions import image_shape_of
+from avb_zoo.runtime.conventions import META_PREFIX, image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
@@ -50,9 +50,15 @@ class _Model:
     GRAPH: str
 
     def __init__(
-        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+        self,
+        model: str | Path,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
     ) -> None:
-        self.folder, self._hashes = resolve_model(model)
+        # ``resolved``: what resolve_model(model) gave, when the caller has already resolved it (open_sampler)
+        self.folder, self._hashes = resolved if resolved is not None else resolve_model(model)
         self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
         self.x_dim: int = self.config["x_dim"]
@@ -134,3 +140,48 @@ class Sampler(_Model):
         """Binary pixels x ~ Bernoulli(probs), drawn here (the graphs hold no random ops)."""
         rng = np.random.default_rng(None if seed is None else [seed, 1])
         return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32)
+
+
+class PosteriorSampler(_Model):
+    """Draws of a posterior sampler (a model with no input x, e.g. Eight Schools) from ``onnx/posterior.onnx``.
+
+    ``draw(n, seed)`` feeds eps ~ N(0, I) drawn here as one stream, so a seed gives the same draws at any
+    ``batch_size``; each row is one draw of z (for Eight Schools: mu, tau, eta_1..eta_8).
+    """
+
+    GRAPH = "posterior"
+
+    def __init__(
+        self,
+        model: str | Path,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
+    ) -> None:
+        super().__init__(model, providers, threads, resolved=resolved)
+        self.noise_dim = self.graph.noise_dim
+        names = self.graph.metadata.get(META_PREFIX + "parameter_names", "")
+        # the name of each coordinate of z where the export recorded them (e.g. mu, tau, eta_1..eta_8)
+        self.parameter_names: tuple[str, ...] = tuple(names.split(",")) if names else ()
+
+    def draw(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """``n`` draws of z, float32 [n, latent_dim]."""
+        n, step = _count(n, "n"), _count(batch_size, "batch_size")
+        rng = np.random.default_rng(seed)
+        out = np.empty((n, self.latent_dim), dtype=np.float32)
+        for start in range(0, n, step):
+            rows = min(step, n - start)
+            eps = rng.standard_normal((rows, self.noise_dim), dtype=np.float32)
+            out[start : start + rows] = self.graph.run({"eps": eps})[0]
+        return out
+
+
+def open_sampler(
+    model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+) -> Sampler | PosteriorSampler:
+    """The sampler a model has: a PosteriorSampler for a model with no input x (x_dim 0), else a Sampler."""
+    resolved = resolve_model(model)
+    config = read_model_config(resolved[0])
+    cls = PosteriorSampler if config["x_dim"] == 0 else Sampler
+    return cls(model, providers, threads, resolved=resolved)
