@@ -576,6 +576,54 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
     click.echo(f"reconstructed {len(x)} image(s) into {out_path}")
 
 
+@main.command("export-web")
+@click.argument("id_or_dir")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the page (new, or a page).")
+def export_web(id_or_dir: str, out: str) -> None:
+    """Write a static browser page for the model in ID_OR_DIR: index.html, its script, the model's sampler and
+    encoder graphs and config, and onnxruntime-web (prepared once by `avb-zoo web-runtime`). Any static host
+    serves the folder; `avb-zoo serve` does so on 127.0.0.1."""
+    from avb_zoo.web.bundle import export_web as write_page
+
+    folder = write_page(id_or_dir, out)
+    click.echo(f"wrote the page to {folder}; serve it with `avb-zoo serve {folder}`")
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
+@click.option("--isolated", is_flag=True, help="Send COOP/COEP headers so the page may run multi-threaded.")
+def serve(id_or_dir: str, port: int, isolated: bool) -> None:
+    """Serve the browser page of ID_OR_DIR (a folder export-web wrote, or any model: its page is written to a
+    temporary folder first) on 127.0.0.1 only, until interrupted."""
+    import tempfile
+    from pathlib import Path
+
+    from avb_zoo.web.bundle import MANIFEST
+    from avb_zoo.web.bundle import export_web as write_page
+    from avb_zoo.web.serve import HOST, make_server
+
+    with tempfile.TemporaryDirectory(prefix="avb-zoo-page-") as tmp:
+        folder = Path(id_or_dir)
+        if not (folder / MANIFEST).is_file():
+            folder = write_page(id_or_dir, Path(tmp) / "page")
+        server = make_server(folder, port, isolated)
+        click.echo(f"serving {folder} at http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", err=False)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+
+
+@main.command("web-runtime")
+def web_runtime() -> None:
+    """Fetch onnxruntime-web at the pinned version with npm (once), check it, and keep it for export-web."""
+    from avb_zoo.web.vendor import ORT_WEB_VERSION, prepare
+
+    folder = prepare()
+    click.echo(f"onnxruntime-web {ORT_WEB_VERSION} is ready in {folder}")
+
+
 @main.command("eval")
 @click.argument("id_or_dir")
 @click.option("--ais-steps", type=click.IntRange(min=1), default=1000, show_default=True, help="AIS distributions.")

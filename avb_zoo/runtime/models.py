@@ -1,7 +1,9 @@
 """Encode and sample with onnxruntime alone: numpy in, numpy out, noise drawn here with a seed.
 
-Noise is drawn from ``numpy.random.default_rng(seed)`` as one stream in example order, so the result for a
-given seed does not depend on ``batch_size``. ``seed=None`` draws fresh noise.
+Noise is drawn from the portable stream of ``avb_zoo.runtime.stream`` (splitmix64 words, polar normals), one
+stream per kind of draw read in example order, so the result for a given seed does not depend on
+``batch_size``, and the browser page (``avb-zoo export-web``) draws the same numbers for the same seed.
+``seed=None`` draws fresh noise.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from avb_zoo.runtime.conventions import META_PREFIX, image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
+from avb_zoo.runtime.stream import (
+    BINARIZE,
+    ENCODER_NOISE,
+    POSTERIOR_NOISE,
+    PRIOR,
+    NormalStream,
+    UniformStream,
+    fresh_seed,
+)
 
 DEFAULT_BATCH = 1024
 
@@ -98,12 +109,12 @@ class Encoder(_Model):
         x = as_model_input(x, self.image_shape, "x")
         samples = _count(samples, "samples")
         batch_size = _count(batch_size, "batch_size")
-        rng = np.random.default_rng(seed)
+        rng = NormalStream(fresh_seed() if seed is None else seed, ENCODER_NOISE)
         rows = np.repeat(np.arange(len(x)), samples)
         out = np.empty((len(rows), self.latent_dim), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = rows[start : start + batch_size]
-            eps = rng.standard_normal((len(idx), self.noise_dim), dtype=np.float32)
+            eps = rng.take(len(idx) * self.noise_dim).reshape(len(idx), self.noise_dim)
             out[start : start + len(idx)] = self.graph.run({"x": x[idx], "eps": eps})[0]
         return out if samples == 1 else out.reshape(len(x), samples, self.latent_dim)
 
@@ -123,8 +134,10 @@ class Sampler(_Model):
     GRAPH = "sampler"
 
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:
-        """z ~ N(0, I), float32 [n, d]."""
-        return np.random.default_rng(seed).standard_normal((_count(n, "n"), self.latent_dim), dtype=np.float32)
+        """z ~ N(0, I), float32 [n, d]: row-major from the prior stream of ``seed`` (row i is the same for any n)."""
+        n = _count(n, "n")
+        rng = NormalStream(fresh_seed() if seed is None else seed, PRIOR)
+        return rng.take(n * self.latent_dim).reshape(n, self.latent_dim)
 
     def probabilities(self, z: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Pixel probabilities sigmoid(logits(z)), float32 [N, x_dim]."""
@@ -138,8 +151,9 @@ class Sampler(_Model):
 
     def binarize(self, probs: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Binary pixels x ~ Bernoulli(probs), drawn here (the graphs hold no random ops)."""
-        rng = np.random.default_rng(None if seed is None else [seed, 1])
-        return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32)
+        probs = np.asarray(probs)
+        rng = UniformStream(fresh_seed() if seed is None else seed, BINARIZE)
+        return (rng.take(probs.size).reshape(probs.shape) < probs).astype(np.float32)
 
 
 class PosteriorSampler(_Model):
@@ -168,11 +182,11 @@ class PosteriorSampler(_Model):
     def draw(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """``n`` draws of z, float32 [n, latent_dim]."""
         n, step = _count(n, "n"), _count(batch_size, "batch_size")
-        rng = np.random.default_rng(seed)
+        rng = NormalStream(fresh_seed() if seed is None else seed, POSTERIOR_NOISE)
         out = np.empty((n, self.latent_dim), dtype=np.float32)
         for start in range(0, n, step):
             rows = min(step, n - start)
-            eps = rng.standard_normal((rows, self.noise_dim), dtype=np.float32)
+            eps = rng.take(rows * self.noise_dim).reshape(rows, self.noise_dim)
             out[start : start + rows] = self.graph.run({"eps": eps})[0]
         return out
 
