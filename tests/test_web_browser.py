@@ -251,3 +251,21 @@ def test_no_webassembly_gets_a_message(browser, site):
         assert page["grid"] is None
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+
+
+def test_cross_origin_isolated_runs_threads_and_draws_the_same_grid(browser, site, tmp_path):
+    """Served with COOP/COEP (`avb-zoo serve --isolated`) the page runs onnxruntime-web on threads: same grid."""
+    server = make_server(Path(tmp_path), 0, isolated=True)
+    export_web(TOY, tmp_path / "toy")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = open_page(browser, f"http://127.0.0.1:{server.server_address[1]}/toy/index.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert page["error"] is None and browser.execute_script("return self.crossOriginIsolated") is True
+    cli("sample", str(TOY), "-n", "64", "--seed", "0", "--npy", str(tmp_path / "s.npy"), "--provider", "cpu")
+    diff = float(np.abs(np.array(page["grid"]).reshape(64, -1) - np.load(tmp_path / "s.npy")).max())
+    print(f"isolated, {page['threads']} threads: max abs difference page vs `avb-zoo sample` = {diff:.3g}")
+    assert page["threads"] > 1 or os.cpu_count() == 1
+    assert diff <= TOLERANCE
