@@ -98,3 +98,18 @@ def test_the_page_draws_the_same_numbers(tmp_path):
     for (seed, stream, takes), js in zip(cases, got["draws"], strict=True):
         assert js == normal(seed, stream, (sum(takes),)).view(np.uint32).tolist(), (seed, stream)
     assert np.array(got["logs"]).tobytes() == portable_log(logs).tobytes()
+
+
+def test_the_runtime_draws_from_this_stream():
+    """Sampler.prior is the prior stream row-major (so the first rows do not depend on n), binarize its own."""
+    from web_fixtures import TOY
+
+    from avb_zoo.runtime import Sampler
+
+    sampler = Sampler(TOY, providers="cpu")
+    np.testing.assert_array_equal(sampler.prior(64, seed=5), normal(5, PRIOR, (64, 2)))
+    np.testing.assert_array_equal(sampler.prior(3, seed=5), sampler.prior(64, seed=5)[:3])
+    probs = np.full((1000, 4), 0.3, dtype=np.float32)
+    drawn = sampler.binarize(probs, seed=5)
+    np.testing.assert_array_equal(drawn, sampler.binarize(probs, seed=5))
+    assert set(np.unique(drawn)) == {0.0, 1.0} and abs(drawn.mean() - 0.3) < 0.03

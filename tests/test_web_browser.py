@@ -273,3 +273,31 @@ def test_cross_origin_isolated_runs_threads_and_draws_the_same_grid(browser, sit
     print(f"isolated, {page['threads']} threads: max abs difference page vs `avb-zoo sample` = {diff:.3g}")
     assert page["threads"] > 1 or os.cpu_count() == 1
     assert diff <= TOLERANCE
+
+
+def test_a_drawing_is_encoded_as_the_cli_encodes_it(browser, site, tmp_path):
+    """Strokes on the drawing pad, then 'Encode the drawing': the same reconstruction as the CLI for those pixels."""
+    from selenium.webdriver import ActionChains
+
+    open_page(browser, f"{site}/toy/index.html")
+    browser.execute_script("window.avbZoo.encoded = null")
+    pad = browser.find_element("id", "pad")
+    browser.execute_script("arguments[0].scrollIntoView()", pad)
+    quarter = (-pad.size["width"] // 4, -pad.size["height"] // 4)
+    chain = ActionChains(browser).move_to_element_with_offset(pad, *quarter).click_and_hold()
+    chain.move_to_element_with_offset(pad, 0, 0).release().perform()
+    browser.find_element("id", "encode-drawing").click()
+    page = state(browser, "encoded")
+    x = np.array([page["encoded"]["x"]], dtype=np.float32)
+    assert x.max() == 1.0 and x.min() >= 0.0  # the pad was drawn on
+    np.save(tmp_path / "x.npy", x)
+    cli(
+        "reconstruct",
+        str(TOY),
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "r.png"),
+        "--npy",
+        str(tmp_path / "r.npy"),
+    )
+    assert np.abs(np.array(page["encoded"]["probs"][:4]) - np.load(tmp_path / "r.npy")[0]).max() <= TOLERANCE
