@@ -172,3 +172,33 @@ def test_serve_reports_a_taken_port(runtime, tmp_path):
         assert result.exit_code == 1 and "cannot serve on 127.0.0.1" in result.output
     finally:
         blocker.server_close()
+
+
+def test_a_catalogue_id_exports_its_checked_files(runtime, tmp_path):
+    """`toy-avb` resolves to the sha256-checked copy the package ships; the page carries its card metrics."""
+    out = tmp_path / "page"
+    result = export("toy-avb", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    page = json.loads((out / "model/page.json").read_text())
+    assert page["id"] == "toy-avb-v1" and "log_likelihood" in page["metrics"]
+    assert (out / "model/encoder.onnx").read_bytes() == (TOY / "onnx/encoder.onnx").read_bytes()
+
+
+def test_the_serve_command_serves_the_page_on_loopback(runtime, tmp_path):
+    """`avb-zoo serve ID` in its own process: writes the page, prints its 127.0.0.1 address, serves index.html."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-u", "-m", "avb_zoo.cli", "serve", str(TOY), "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "at http://127.0.0.1:" in line, line + process.stderr.read()
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "index.html", timeout=10) as response:
+            assert b'<script src="app.js">' in response.read()
+        with urllib.request.urlopen(url + "model/page.json", timeout=10) as response:
+            assert json.load(response)["id"] == "toy-avb-v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

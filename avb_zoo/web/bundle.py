@@ -12,9 +12,9 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from avb_zoo.errors import OutputError, WebError
 from avb_zoo.fileio import atomic_write_bytes
@@ -29,23 +29,22 @@ MANIFEST = "model/page.json"  # also marks a folder as one export-web wrote (and
 PAGE_GRAPHS = ("sampler", "encoder")
 
 
-def card_metrics(folder: Path) -> dict[str, float]:
-    """The numeric top-level fields of the folder's metrics.json (the card's figures), or none without one."""
-    path = folder / "metrics.json"
-    if not path.is_file():
+def _read(folder: Path, rel: str, hashes: Mapping[str, str] | None) -> bytes:
+    """A file of the model folder; for a catalogued model only one whose sha256 was checked (see runtime.session)."""
+    return (folder / rel).read_bytes() if hashes is None else checked_bytes(folder, rel, hashes)
+
+
+def card_metrics(folder: Path, hashes: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The numeric top-level fields of the folder's metrics.json (the card's figures); none without one."""
+    if not (folder / "metrics.json").is_file() or (hashes is not None and "metrics.json" not in hashes):
         return {}
     try:
-        metrics = json.loads(path.read_text())
+        metrics = json.loads(_read(folder, "metrics.json", hashes))
     except (OSError, ValueError):
         return {}
     if not isinstance(metrics, dict):
         return {}
     return {k: v for k, v in sorted(metrics.items()) if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _graph_bytes(folder: Path, name: str, hashes: Any) -> bytes:
-    rel = graph_file(name)
-    return (folder / rel).read_bytes() if hashes is None else checked_bytes(folder, rel, hashes)
 
 
 def page_files(id_or_dir: str | Path) -> dict[str, bytes]:
@@ -62,7 +61,7 @@ def page_files(id_or_dir: str | Path) -> dict[str, bytes]:
         "latent_dim": config["latent_dim"],
         "noise_dim": sessions["encoder"].noise_dim,
         "image_shape": list(image_shape_of(config)),
-        "metrics": card_metrics(folder),
+        "metrics": card_metrics(folder, hashes),
         "graphs": {name: f"model/{name}.onnx" for name in PAGE_GRAPHS},
         "streams": {"prior": stream.PRIOR, "encoder_noise": stream.ENCODER_NOISE},
         "onnxruntime_web": ORT_WEB_VERSION,
@@ -70,9 +69,9 @@ def page_files(id_or_dir: str | Path) -> dict[str, bytes]:
     static = resources.files("avb_zoo.web") / "static"
     files = {name: (static / name).read_bytes() for name in PAGE_FILES}
     files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    files[f"model/{CONFIG_FILE}"] = (folder / CONFIG_FILE).read_bytes()
+    files[f"model/{CONFIG_FILE}"] = _read(folder, CONFIG_FILE, hashes)
     for name in PAGE_GRAPHS:
-        files[f"model/{name}.onnx"] = _graph_bytes(folder, name, hashes)
+        files[f"model/{name}.onnx"] = _read(folder, graph_file(name), hashes)
     files.update({f"ort/{name}": data for name, data in ort_files.items()})
     return files
 
