@@ -145,6 +145,12 @@ def test_grid_equals_the_cli_for_the_same_seed(browser, site, tmp_path):
         print(f"seed {seed}: max abs difference page vs `avb-zoo sample` = {diff:.3g}")
         assert diff <= TOLERANCE and page["seed"] == seed
         assert f"grid of seed {seed}" in browser.find_element("id", "seed-shown").text
+    field = browser.find_element("id", "seed")
+    field.clear()
+    field.send_keys("1.5")
+    browser.find_element("id", "sample").click()
+    assert "The seed must be a whole number" in state(browser, "error")["error"]
+    assert "grid of seed -12345" in browser.find_element("id", "seed-shown").text  # the last grid stays
 
 
 def test_dragging_between_cells_walks_between_their_codes(browser, site):

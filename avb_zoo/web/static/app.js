@@ -358,7 +358,11 @@ async function main() {
   // where the time to the first grid goes: the page and its scripts, onnxruntime-web's start and the sampler
   // graph's session, then z, the sampler run at batch 64 and painting
   avb.timings = { scriptsMs: scriptStart, sessionMs: samplerReady - scriptStart, gridMs: avb.firstGridMs - samplerReady };
-  document.getElementById("sample").addEventListener("click", () => drawGrid().catch(fail));
+  document.getElementById("sample").addEventListener("click", () => {
+    show("message", ""); // a bad seed's message goes once a good one draws
+    avb.error = null;
+    drawGrid().catch(fail);
+  });
   const grid = document.getElementById("grid");
   grid.addEventListener("pointerdown", (e) => (state.dragFrom = cellAt(e)));
   grid.addEventListener("pointerup", (e) => {
