@@ -34,7 +34,7 @@ def test_posterior_draws_equal_the_torch_sampler_for_the_same_noise(folder):
     assert sampler.parameter_names == ("mu", "tau", *(f"eta_{j}" for j in range(1, 9)))
     draws = sampler.draw(301, seed=7, batch_size=100)
     assert draws.shape == (301, 10) and draws.dtype == np.float32
-    eps = np.random.default_rng(7).standard_normal((301, sampler.noise_dim), dtype=np.float32)
+    eps = sampler.noise(301, seed=7)
     model = load(folder)
     with torch.no_grad():
         expected = model.encode(torch.zeros(301, 0), eps=torch.from_numpy(eps)).numpy()
