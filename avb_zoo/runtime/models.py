@@ -179,16 +179,16 @@ class PosteriorSampler(_Model):
         # the name of each coordinate of z where the export recorded them (e.g. mu, tau, eta_1..eta_8)
         self.parameter_names: tuple[str, ...] = tuple(names.split(",")) if names else ()
 
+    def noise(self, n: int, seed: int | None = None) -> np.ndarray:
+        """eps ~ N(0, I), float32 [n, noise_dim]: the noise ``draw`` feeds for this seed."""
+        n = _count(n, "n")
+        rng = NormalStream(fresh_seed() if seed is None else seed, POSTERIOR_NOISE)
+        return rng.take(n * self.noise_dim).reshape(n, self.noise_dim)
+
     def draw(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """``n`` draws of z, float32 [n, latent_dim]."""
-        n, step = _count(n, "n"), _count(batch_size, "batch_size")
-        rng = NormalStream(fresh_seed() if seed is None else seed, POSTERIOR_NOISE)
-        out = np.empty((n, self.latent_dim), dtype=np.float32)
-        for start in range(0, n, step):
-            rows = min(step, n - start)
-            eps = rng.take(rows * self.noise_dim).reshape(rows, self.noise_dim)
-            out[start : start + rows] = self.graph.run({"eps": eps})[0]
-        return out
+        eps, step = self.noise(n, seed), _count(batch_size, "batch_size")
+        return np.concatenate([self.graph.run({"eps": eps[i : i + step]})[0] for i in range(0, len(eps), step)])
 
 
 def open_sampler(
