@@ -8,6 +8,7 @@ the page runs single-threaded.
 from __future__ import annotations
 
 import functools
+import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,21 @@ class PageHandler(SimpleHTTPRequestHandler):
         pass  # quiet: the command prints its address once
 
 
-def make_server(folder: Path, port: int = 8000, isolated: bool = False) -> ThreadingHTTPServer:
+class PageServer(ThreadingHTTPServer):
+    """A browser that leaves mid-download (a closed tab, a cancelled fetch) is normal, not an error to print."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+def make_server(folder: Path, port: int = 8000, isolated: bool = False) -> PageServer:
     """A server for ``folder`` on 127.0.0.1:``port`` (0: any free port); WebError when the port is taken."""
     handler = type("Handler", (PageHandler,), {"isolated": isolated})
     try:
-        return ThreadingHTTPServer((HOST, port), functools.partial(handler, directory=str(folder)))
+        return PageServer((HOST, port), functools.partial(handler, directory=str(folder)))
     except OSError as err:
         raise WebError(f"cannot serve on {HOST}:{port}: {err.strerror or err}") from None
