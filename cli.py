@@ -539,38 +539,67 @@ def encode(
 @main.command()
 @click.argument("id_or_dir")
 @click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
-@click.option("--out", required=True, help="Where to write the image grid (.png).")
+@click.option("--out", default=None, help="Where to write the image grid (.png).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
-@click.option("--npy", "npy_out", default=None, help="Also write the samples [n, x_dim] (.npy).")
+@click.option(
+    "--npy",
+    "npy_out",
+    default=None,
+    help="Also write the samples [n, x_dim] (.npy); for a posterior sampler (no input x), its draws [n, latent_dim].",
+)
 @click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
 def sample(
     id_or_dir: str,
     count: int,
-    out: str,
+    out: str | None,
     seed: int,
     npy_out: str | None,
     binarize: bool,
     columns: int | None,
     provider: str,
 ) -> None:
-    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
-    from avb_zoo.runtime import Sampler
+    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
+    (--npy). A posterior sampler (a model with no input x, such as Eight Schools) writes its draws with --npy."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime import PosteriorSampler, open_sampler
     from avb_zoo.runtime.images import grid, png_bytes
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    if out is None and npy_out is None:
+        raise InputError("say where to write the samples: --out (an image grid) and/or --npy (an array)")
+    out_path = check_suffix(out, ".png", "--out") if out else None
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
-    sampler = Sampler(id_or_dir, providers=provider)
+    sampler = open_sampler(id_or_dir, providers=provider)
+    if isinstance(sampler, PosteriorSampler):
+        _write_posterior_draws(sampler, count, seed, out_path, npy_path)
+        return
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)
-    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))}
+    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))} if out_path is not None else {}
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
-    click.echo(f"wrote {count} sample(s) to {out_path}" + (f" and {npy_path}" if npy_path else ""))
+    click.echo(f"wrote {count} sample(s) to {' and '.join(str(p) for p in files)}")
+
+
+def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | None, npy_path: Any | None) -> None:
+    """``avb-zoo sample`` for a posterior sampler: its draws [count, latent_dim] to --npy (it makes no images)."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime.outputs import npy_bytes, write_all
+
+    if out_path is not None or npy_path is None:
+        raise InputError(
+            f"{sampler.folder} is a posterior sampler (no input x): it draws parameters, not images; "
+            "write them with --npy"
+        )
+    draws = sampler.draw(count, seed=seed)
+    write_all({npy_path: npy_bytes(draws)})
+    names = sampler.parameter_names
+    order = f" ({', '.join(names)})" if names else ""
+    click.echo(f"wrote {count} posterior draw(s) [{count}, {sampler.latent_dim}]{order} to {npy_path}")
 
 
 @main.command()
@@ -600,6 +629,54 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
         files[npy_path] = npy_bytes(recon)
     write_all(files)
     click.echo(f"reconstructed {len(x)} image(s) into {out_path}")
+
+
+@main.command("export-web")
+@click.argument("id_or_dir")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the page (new, or a page).")
+def export_web(id_or_dir: str, out: str) -> None:
+    """Write a static browser page for the model in ID_OR_DIR: index.html, its script, the model's sampler and
+    encoder graphs and config, and onnxruntime-web (prepared once by `avb-zoo web-runtime`). Any static host
+    serves the folder; `avb-zoo serve` does so on 127.0.0.1."""
+    from avb_zoo.web.bundle import export_web as write_page
+
+    folder = write_page(id_or_dir, out)
+    click.echo(f"wrote the page to {folder}; serve it with `avb-zoo serve {folder}`")
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
+@click.option("--isolated", is_flag=True, help="Send COOP/COEP headers so the page may run multi-threaded.")
+def serve(id_or_dir: str, port: int, isolated: bool) -> None:
+    """Serve the browser page of ID_OR_DIR (a folder export-web wrote, or any model: its page is written to a
+    temporary folder first) on 127.0.0.1 only, until interrupted."""
+    import tempfile
+    from pathlib import Path
+
+    from avb_zoo.web.bundle import MANIFEST
+    from avb_zoo.web.bundle import export_web as write_page
+    from avb_zoo.web.serve import HOST, make_server
+
+    with tempfile.TemporaryDirectory(prefix="avb-zoo-page-") as tmp:
+        folder = Path(id_or_dir)
+        if not (folder / MANIFEST).is_file():
+            folder = write_page(id_or_dir, Path(tmp) / "page")
+        server = make_server(folder, port, isolated)
+        click.echo(f"serving {folder} at http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", err=False)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+
+
+@main.command("web-runtime")
+def web_runtime() -> None:
+    """Fetch onnxruntime-web at the pinned version with npm (once), check it, and keep it for export-web."""
+    from avb_zoo.web.vendor import ORT_WEB_VERSION, prepare
+
+    folder = prepare()
+    click.echo(f"onnxruntime-web {ORT_WEB_VERSION} is ready in {folder}")
 
 
 @main.command("eval")

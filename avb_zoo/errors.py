@@ -106,3 +106,8 @@ class EvaluationError(AVBZooError):
 class LaunchError(AVBZooError):
     """A multi-process run that could not start or did not finish: bad launch settings, a failed worker,
     a rendezvous that timed out."""
+
+
+class WebError(AVBZooError):
+    """The browser page cannot be built or served: onnxruntime-web not prepared (or not the pinned files), npm
+    missing, a port that cannot be bound."""

@@ -18,10 +18,16 @@ REQUIRED = ("config.json", "model.safetensors")
 OPTIONAL = ("adversary.safetensors", "metrics.json", "training.json")
 ONNX_DIR = "onnx"
 # The graphs and report of runtime.conventions, named here so that the hub needs neither numpy nor onnxruntime.
-GRAPH_FILES = ("onnx/encoder.onnx", "onnx/moments.onnx", "onnx/decoder.onnx", "onnx/sampler.onnx")
+GRAPH_FILES = (
+    "onnx/encoder.onnx",
+    "onnx/moments.onnx",
+    "onnx/decoder.onnx",
+    "onnx/sampler.onnx",
+    "onnx/posterior.onnx",
+)
 REPORT = "onnx/verification.json"
 # graph -> (inputs, outputs), as runtime.conventions.GRAPHS counts them: fixes the test data files a graph has.
-_GRAPH_IO = {"encoder": (2, 1), "moments": (1, 2), "decoder": (1, 1), "sampler": (1, 1)}
+_GRAPH_IO = {"encoder": (2, 1), "moments": (1, 2), "decoder": (1, 1), "sampler": (1, 1), "posterior": (1, 1)}
 
 
 TEST_DATA_ROOT = f"{ONNX_DIR}/test_data"

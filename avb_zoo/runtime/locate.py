@@ -40,10 +40,11 @@ def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None
     return Path(folder), hashes
 
 
-def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:
+def _int_at_least(config: dict[str, Any], key: str, source: Path, low: int) -> int:
     value = config.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ConfigError(f"{source}: {key} must be {what}, got {value!r}")
     return value
 
 
@@ -51,8 +52,8 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     """config.json of a model folder, with the fields the runtime relies on checked."""
     source = folder / CONFIG_FILE
     config = read_config_json(folder)
-    x_dim = _positive_int(config, "x_dim", source)
-    _positive_int(config, "latent_dim", source)
+    x_dim = _int_at_least(config, "x_dim", source, 0)  # 0: a posterior sampler, which takes no x
+    _int_at_least(config, "latent_dim", source, 1)
     shape = config.get("image_shape")
     if shape is not None:
         ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)
