@@ -105,7 +105,7 @@ def test_pushed_test_data_verifies_by_hub_id(hub_server: HubFixture, mnist: Path
     monkeypatch.setenv("HF_TOKEN", hub_server.token)
     push(mnist, "me/checked")
     pulled = fetch("hf-hub:me/checked", progress=False)
-    assert set(TEST_DATA_FILES) <= set(pulled.files)
+    assert {f for f in TEST_DATA_FILES if "/posterior/" not in f} <= set(pulled.files)  # an image model's graphs
     result = cli("verify", "hf-hub:me/checked")
     assert result.exit_code == 0, result.output
 
