@@ -30,6 +30,9 @@ EXAMPLES = {
     "sample": "avb-zoo sample toy-avb -n 16 --out samples.png",
     "reconstruct": "avb-zoo reconstruct mnist-avb-ac digits.npy --out recon.png",
     "eval": "avb-zoo eval runs/toy-avb --ais-steps 100 --ais-chains 2",
+    "export-web": "avb-zoo export-web toy-avb --out toy-page",
+    "serve": "avb-zoo serve toy-page",
+    "web-runtime": "avb-zoo web-runtime",
 }
 JSON_KEY = "avb_zoo.json_errors"
 DEBUG_KEY = "avb_zoo.debug"
