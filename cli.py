@@ -37,6 +37,15 @@ class ZooGroup(click.Group):
 @click.version_option(package_name="avb-zoo")
 def main(debug: bool) -> None:
     """Adversarial Variational Bayes model zoo: train, evaluate, export, pull, encode and sample."""
+    one_line_warnings()
+
+
+def one_line_warnings() -> None:
+    """Warnings on stderr as ``warning: <message>``, one line, no source location (a command's user needs the
+    message, not our line numbers)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
 
 
 def print_json(obj: Any) -> None:
@@ -421,6 +430,16 @@ def push(
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
 
+def grid_options(command: Any) -> Any:
+    """--scale and --labels/--no-labels of the commands that write an image grid."""
+    command = click.option(
+        "--labels/--no-labels", default=True, show_default=True, help="Number the grid's rows and columns."
+    )(command)
+    return click.option(
+        "--scale", type=click.IntRange(1, 32), default=1, show_default=True, help="Enlarge each pixel this many times."
+    )(command)
+
+
 @main.command("export")
 @click.argument("id_or_dir")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for onnx/ (default: the model's).")
@@ -457,7 +476,7 @@ def export_graphs(
 def encode(
     id_or_dir: str, input_path: str, out: str, samples: int, seed: int, moments_out: str | None, provider: str
 ) -> None:
-    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; or PNG files) with onnxruntime."""
+    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; an image or a folder of images)."""
     import io
 
     import numpy as np
@@ -484,11 +503,12 @@ def encode(
 @main.command()
 @click.argument("id_or_dir")
 @click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
-@click.option("--out", required=True, help="Where to write the image grid (.png).")
+@click.option("--out", required=True, help="Where to write the image grid (.png, .jpg, ...: any format Pillow writes).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
 @click.option("--npy", "npy_out", default=None, help="Also write the samples [n, x_dim] (.npy).")
 @click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
 def sample(
     id_or_dir: str,
@@ -498,20 +518,23 @@ def sample(
     npy_out: str | None,
     binarize: bool,
     columns: int | None,
+    scale: int,
+    labels: bool,
     provider: str,
 ) -> None:
     """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
     from avb_zoo.runtime import Sampler
-    from avb_zoo.runtime.images import grid, png_bytes
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, sample_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    out_path, fmt = check_image_path(out, "--out")
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     sampler = Sampler(id_or_dir, providers=provider)
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)
-    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))}
+    files = {out_path: image_bytes(sample_grid(images, sampler.image_shape, columns, scale, labels), fmt)}
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
@@ -521,26 +544,27 @@ def sample(
 @main.command()
 @click.argument("id_or_dir")
 @click.argument("input_path", metavar="INPUT")
-@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (.png).")
+@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (any image format).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
 @click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
-def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, provider: str) -> None:
+def reconstruct(
+    id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, scale: int, labels: bool, provider: str
+) -> None:
     """Encode INPUT and decode it again (pixel probabilities), with onnxruntime; pairs of input | reconstruction."""
-    import math
-
     from avb_zoo.runtime import Encoder, Sampler, load_images
-    from avb_zoo.runtime.images import grid, png_bytes, side_by_side
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, reconstruction_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    out_path, fmt = check_image_path(out, "--out")
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     encoder = Encoder(id_or_dir, providers=provider)
     sampler = Sampler(encoder.folder, providers=provider)
     x = load_images(input_path, encoder.image_shape)
     recon = sampler.probabilities(encoder.encode(x, seed=seed))
-    pairs = 2 * max(1, math.ceil(math.sqrt(len(x))))
-    files = {out_path: png_bytes(grid(side_by_side(x, recon), encoder.image_shape, pairs))}
+    files = {out_path: image_bytes(reconstruction_grid(x, recon, encoder.image_shape, scale, labels), fmt)}
     if npy_path is not None:
         files[npy_path] = npy_bytes(recon)
     write_all(files)

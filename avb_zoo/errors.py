@@ -106,3 +106,16 @@ class EvaluationError(AVBZooError):
 class LaunchError(AVBZooError):
     """A multi-process run that could not start or did not finish: bad launch settings, a failed worker,
     a rendezvous that timed out."""
+
+
+class TrainingInterrupted(AVBZooError):
+    """A run stopped by Ctrl-C or SIGTERM; its last checkpoint is kept and ``--resume`` continues it."""
+
+    def __init__(self, message: str, *, checkpoint_step: int, out: str) -> None:
+        super().__init__(message)
+        self.checkpoint_step = checkpoint_step
+        self.out = out
+
+
+class InputWarning(UserWarning):
+    """Input that was accepted after a conversion the user should know about (resized, made grey, inverted?)."""
