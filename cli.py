@@ -664,5 +664,14 @@ def eval_model(
         click.echo("metrics.json not written: the model is not a folder of yours (copy it to keep its metrics)")
 
 
+def add_commands() -> None:
+    """The commands kept in modules of their own (avb_zoo/commands)."""
+    from avb_zoo.commands.data import data
+
+    main.add_command(data)
+
+
+add_commands()
+
 if __name__ == "__main__":
     main()
