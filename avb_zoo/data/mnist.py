@@ -204,7 +204,8 @@ def _ensure_present(root: Path, names: Iterable[str], download: bool) -> None:
         where = "does not exist" if not root.is_dir() else "lacks"
         raise DataError(
             f"MNIST folder {root} {where}: missing {', '.join(missing)}. "
-            f"Set {ENV_VAR} to a folder with the MNIST files, or fetch them: avb-zoo data download mnist --dir {shlex.quote(str(root))}"
+            f"Set {ENV_VAR} to a folder with the MNIST files, or fetch them: "
+            f"avb-zoo data download mnist --dir {shlex.quote(str(root))}"
         )
 
 
