@@ -140,7 +140,14 @@ def worker_argv(ctx: click.Context) -> list[str]:
     "Default: the resumed run's, else device for graphs and host otherwise.",
 )
 @launch_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Steps between reports: a line on stderr when it is not a terminal, and a row of history.jsonl.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar or lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train(
@@ -158,6 +165,7 @@ def train(
     dtype: str,
     engine: str,
     noise: str | None,
+    log_every: int,
     quiet: bool,
     as_json: bool,
     **launch: Any,
@@ -198,6 +206,7 @@ def train(
         start("avb_zoo.train", worker_argv(ctx), settings, "training")
         return
     from avb_zoo.distributed import leave_world
+    from avb_zoo.errors import TrainingInterrupted
 
     try:
         result = run_training(
@@ -211,10 +220,16 @@ def train(
             batch_size=batch_size,
             checkpoint_every=checkpoint_every,
             dtype=dtype,
-            progress=not quiet and sys.stderr.isatty(),
+            progress=False if quiet else ("bar" if sys.stderr.isatty() else "lines"),
             engine=engine,
             noise=noise,
+            report_every=log_every,
         )
+    except TrainingInterrupted as err:
+        click.echo(f"interrupted: {err}", err=True)
+        again = resume_command(ctx, out, resume=err.checkpoint_step >= 0)
+        click.echo(f"{'resume' if err.checkpoint_step >= 0 else 'start again'} with: {again}", err=True)
+        ctx.exit(130)
     finally:
         leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
     if not result.world.is_main:
@@ -242,6 +257,29 @@ def train(
         print_json(summary)
     else:
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
+
+
+def resume_command(ctx: click.Context, out: str, resume: bool = True) -> str:
+    """The command that continues this run: the options given on the command line, --out, and --resume."""
+    import shlex
+
+    words = ["avb-zoo", "train"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        given = ctx.get_parameter_source(name) in (
+            click.core.ParameterSource.COMMANDLINE,
+            click.core.ParameterSource.ENVIRONMENT,
+        )
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif name == "out":
+            words += ["--out", out]
+        elif given and name != "resume" and isinstance(param, click.Option):
+            words += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    if resume:
+        words.append("--resume")
+    return shlex.join(words)
 
 
 def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: str, *args: Any) -> None:
@@ -667,8 +705,10 @@ def eval_model(
 def add_commands() -> None:
     """The commands kept in modules of their own (avb_zoo/commands)."""
     from avb_zoo.commands.data import data
+    from avb_zoo.commands.plot import plot
 
     main.add_command(data)
+    main.add_command(plot)
 
 
 add_commands()

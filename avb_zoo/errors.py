@@ -119,3 +119,7 @@ class TrainingInterrupted(AVBZooError):
 
 class InputWarning(UserWarning):
     """Input that was accepted after a conversion the user should know about (resized, made grey, inverted?)."""
+
+
+class MissingDependency(AVBZooError):
+    """An optional package a command needs is not installed (the message says what to install)."""
