@@ -735,7 +735,9 @@ def eval_model(
             settings,
             write=not no_write,
             progress=not quiet and sys.stderr.isatty(),
-            on_estimate=None if quiet else lambda est: click.echo(f"preset {label}: {est.describe()}", err=True),
+            on_estimate=None
+            if quiet or as_json
+            else lambda est: click.echo(f"preset {label}: {est.describe()}", err=True),
         )
         if not join_world(device).is_main:  # the group joined by evaluate_folder: rank 0 alone prints
             return
