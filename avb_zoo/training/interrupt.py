@@ -15,11 +15,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(enabled: bool = True) -> Iterator[None]:
     """While the block runs, SIGTERM raises KeyboardInterrupt (main thread only; the old handler comes back).
 
-    A handler someone else installed (not the default) is left in place: its owner decides."""
-    if threading.current_thread() is not threading.main_thread():
+    A handler someone else installed (not the default) is left in place: its owner decides. Under torchrun
+    pass ``enabled=False``: the elastic agent stops a group with SIGTERM, and a worker blocked in a collective
+    would only see the exception when the collective returns, long after the default action would have ended it.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)

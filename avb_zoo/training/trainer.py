@@ -248,7 +248,7 @@ def train(
     lines = StepLines(recipe.id, total, step, elbo_key) if progress == "lines" and world.is_main else None
     log = HistoryLog(out, step if resume else None) if world.is_main else None
     bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not show, dynamic_ncols=True)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(enabled=not world.distributed):
         try:
             if step == 0 and not resume:
                 checkpoint(0)
