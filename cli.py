@@ -26,6 +26,15 @@ class ZooGroup(OneFaceGroup):
 @click.version_option(package_name="avb-zoo")
 def main(debug: bool) -> None:
     """Adversarial Variational Bayes model zoo: train, evaluate, export, pull, encode and sample."""
+    one_line_warnings()
+
+
+def one_line_warnings() -> None:
+    """Warnings on stderr as ``warning: <message>``, one line, no source location (a command's user needs the
+    message, not our line numbers)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
 
 
 def print_json(obj: Any) -> None:
@@ -120,7 +129,14 @@ def worker_argv(ctx: click.Context) -> list[str]:
     "Default: the resumed run's, else device for graphs and host otherwise.",
 )
 @launch_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Steps between reports: a line on stderr when it is not a terminal, and a row of history.jsonl.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar or lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train(
@@ -138,6 +154,7 @@ def train(
     dtype: str,
     engine: str,
     noise: str | None,
+    log_every: int,
     quiet: bool,
     as_json: bool,
     **launch: Any,
@@ -178,6 +195,7 @@ def train(
         start("avb_zoo.training", worker_argv(ctx), settings, "training")
         return
     from avb_zoo.distributed import leave_world
+    from avb_zoo.errors import TrainingInterrupted
 
     try:
         result = run_training(
@@ -191,10 +209,16 @@ def train(
             batch_size=batch_size,
             checkpoint_every=checkpoint_every,
             dtype=dtype,
-            progress=not quiet and sys.stderr.isatty(),
+            progress=False if quiet else ("bar" if sys.stderr.isatty() else "lines"),
             engine=engine,
             noise=noise,
+            report_every=log_every,
         )
+    except TrainingInterrupted as err:
+        click.echo(f"interrupted: {err}", err=True)
+        again = resume_command(ctx, out, resume=err.checkpoint_step >= 0)
+        click.echo(f"{'resume' if err.checkpoint_step >= 0 else 'start again'} with: {again}", err=True)
+        ctx.exit(130)
     finally:
         leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
     if not result.world.is_main:
@@ -225,6 +249,29 @@ def train(
         print_json(summary)
     else:
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
+
+
+def resume_command(ctx: click.Context, out: str, resume: bool = True) -> str:
+    """The command that continues this run: the options given on the command line, --out, and --resume."""
+    import shlex
+
+    words = ["avb-zoo", "train"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        given = ctx.get_parameter_source(name) in (
+            click.core.ParameterSource.COMMANDLINE,
+            click.core.ParameterSource.ENVIRONMENT,
+        )
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif name == "out":
+            words += ["--out", out]
+        elif given and name != "resume" and isinstance(param, click.Option):
+            words += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    if resume:
+        words.append("--resume")
+    return shlex.join(words)
 
 
 def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: str, *args: Any) -> None:
@@ -271,6 +318,32 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
         click.echo(f"error: {why}", err=True)
     if result.diverged:
         ctx.exit(1)
+
+
+def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any, int | None, str]:
+    """(AIS settings, n_test, protocol label) of ``eval``: the preset's values under the options given."""
+    from avb_zoo.evaluation.evaluate import resolve_model_folder
+    from avb_zoo.evaluation.presets import find_preset, preset_ais, preset_label
+    from avb_zoo.model_io import read_config
+
+    preset = find_preset(name)
+    p = ctx.params
+    given = ["ais_steps", "ais_chains", "ais_leapfrog", "n_test", "ais_schedule", "ais_pilot_chains", "ais_pilot_steps"]
+    given = [k for k in given if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE]
+    ais = preset_ais(
+        preset,
+        steps=p["ais_steps"],
+        chains=p["ais_chains"],
+        leapfrog_steps=p["ais_leapfrog"],
+        schedule=p["ais_schedule"],
+        pilot_chains=p["ais_pilot_chains"],
+        pilot_steps=p["ais_pilot_steps"],
+    )
+    n_test = p["n_test"]
+    if n_test is None:
+        folder, _ = resolve_model_folder(id_or_dir)
+        n_test = preset.n_test_for(str((read_config(folder).get("data") or {}).get("name", "")))
+    return ais, n_test, preset_label(preset, ["--" + k.replace("_", "-") for k in given])
 
 
 ERROR_SUFFIXES = {"_mc_se": "MC s.e.", "_spread_se": "spread s.e."}
@@ -441,6 +514,16 @@ def push(
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
 
+def grid_options(command: Any) -> Any:
+    """--scale and --labels/--no-labels of the commands that write an image grid."""
+    command = click.option(
+        "--labels/--no-labels", default=True, show_default=True, help="Number the grid's rows and columns."
+    )(command)
+    return click.option(
+        "--scale", type=click.IntRange(1, 32), default=1, show_default=True, help="Enlarge each pixel this many times."
+    )(command)
+
+
 @main.command("export")
 @click.argument("id_or_dir")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for onnx/ (default: the model's).")
@@ -512,7 +595,7 @@ def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
 def encode(
     id_or_dir: str, input_path: str, out: str, samples: int, seed: int, moments_out: str | None, provider: str
 ) -> None:
-    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; or PNG files) with onnxruntime."""
+    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; an image or a folder of images)."""
     import io
 
     import numpy as np
@@ -539,7 +622,7 @@ def encode(
 @main.command()
 @click.argument("id_or_dir")
 @click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
-@click.option("--out", default=None, help="Where to write the image grid (.png).")
+@click.option("--out", default=None, help="Where to write the image grid (.png, .jpg, ...: any format Pillow writes).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
 @click.option(
     "--npy",
@@ -549,6 +632,7 @@ def encode(
 )
 @click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
 def sample(
     id_or_dir: str,
@@ -558,18 +642,21 @@ def sample(
     npy_out: str | None,
     binarize: bool,
     columns: int | None,
+    scale: int,
+    labels: bool,
     provider: str,
 ) -> None:
     """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
     (--npy). A posterior sampler (a model with no input x, such as Eight Schools) writes its draws with --npy."""
     from avb_zoo.errors import InputError
     from avb_zoo.runtime import PosteriorSampler, open_sampler
-    from avb_zoo.runtime.images import grid, png_bytes
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, sample_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
     if out is None and npy_out is None:
         raise InputError("say where to write the samples: --out (an image grid) and/or --npy (an array)")
-    out_path = check_suffix(out, ".png", "--out") if out else None
+    out_path, fmt = check_image_path(out, "--out") if out else (None, None)
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     sampler = open_sampler(id_or_dir, providers=provider)
     if isinstance(sampler, PosteriorSampler):
@@ -578,7 +665,9 @@ def sample(
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)
-    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))} if out_path is not None else {}
+    files = {}
+    if out_path is not None:
+        files[out_path] = image_bytes(sample_grid(images, sampler.image_shape, columns, scale, labels), fmt)
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
@@ -605,26 +694,27 @@ def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | 
 @main.command()
 @click.argument("id_or_dir")
 @click.argument("input_path", metavar="INPUT")
-@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (.png).")
+@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (any image format).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
 @click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
-def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, provider: str) -> None:
+def reconstruct(
+    id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, scale: int, labels: bool, provider: str
+) -> None:
     """Encode INPUT and decode it again (pixel probabilities), with onnxruntime; pairs of input | reconstruction."""
-    import math
-
     from avb_zoo.runtime import Encoder, Sampler, load_images
-    from avb_zoo.runtime.images import grid, png_bytes, side_by_side
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, reconstruction_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    out_path, fmt = check_image_path(out, "--out")
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     encoder = Encoder(id_or_dir, providers=provider)
     sampler = Sampler(encoder.folder, providers=provider)
     x = load_images(input_path, encoder.image_shape)
     recon = sampler.probabilities(encoder.encode(x, seed=seed))
-    pairs = 2 * max(1, math.ceil(math.sqrt(len(x))))
-    files = {out_path: png_bytes(grid(side_by_side(x, recon), encoder.image_shape, pairs))}
+    files = {out_path: image_bytes(reconstruction_grid(x, recon, encoder.image_shape, scale, labels), fmt)}
     if npy_path is not None:
         files[npy_path] = npy_bytes(recon)
     write_all(files)
@@ -681,9 +771,18 @@ def web_runtime() -> None:
 
 @main.command("eval")
 @click.argument("id_or_dir")
-@click.option("--ais-steps", type=click.IntRange(min=1), default=1000, show_default=True, help="AIS distributions.")
-@click.option("--ais-chains", type=click.IntRange(min=1), default=5, show_default=True, help="AIS chains per example.")
-@click.option("--ais-leapfrog", type=click.IntRange(min=1), default=10, show_default=True, help="Leapfrog steps.")
+@click.option(
+    "--preset",
+    default="paper",
+    show_default=True,
+    help="Named protocol: paper (AIS 1000 x 5 chains, 2048 MNIST images) or quick (100 x 2, 256 images).",
+)
+@click.option("--estimate-only", is_flag=True, help="Print the estimated run time (from the timed pilot) and stop.")
+@click.option(
+    "--ais-steps", type=click.IntRange(min=1), default=None, help="AIS distributions [default: the preset's]."
+)
+@click.option("--ais-chains", type=click.IntRange(min=1), default=None, help="AIS chains per example [preset's].")
+@click.option("--ais-leapfrog", type=click.IntRange(min=1), default=None, help="Leapfrog steps [preset's].")
 @click.option("--ais-schedule", type=click.Choice(["linear", "sigmoid"]), default="linear", show_default=True)
 @click.option(
     "--ais-pilot-chains", type=int, default=1, show_default=True, help="Chains per example of the step-size pilot."
@@ -691,7 +790,9 @@ def web_runtime() -> None:
 @click.option(
     "--ais-pilot-steps", type=int, default=None, help="Distributions of the step-size pilot [default: --ais-steps]."
 )
-@click.option("--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: 2048 MNIST, 4 toy).")
+@click.option(
+    "--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: the preset's; toy 4)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Examples per batch.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="VAE IW bound samples.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
@@ -705,9 +806,11 @@ def web_runtime() -> None:
 def eval_model(
     ctx: click.Context,
     id_or_dir: str,
-    ais_steps: int,
-    ais_chains: int,
-    ais_leapfrog: int,
+    preset: str,
+    estimate_only: bool,
+    ais_steps: int | None,
+    ais_chains: int | None,
+    ais_leapfrog: int | None,
     ais_schedule: str,
     ais_pilot_chains: int,
     ais_pilot_steps: int | None,
@@ -724,29 +827,35 @@ def eval_model(
 ) -> None:
     """Evaluate a model folder or zoo id: AIS log-likelihood, ELBO, reconstruction error (-> metrics.json).
 
+    --preset paper is the AVB paper's protocol, --preset quick a check at about 1/400 of its AIS work; options
+    given override the preset's values. Before AIS starts, a short timed pilot prints the estimated run time.
+
     With --nproc N the test batches are shared out between N processes (started by torchrun's elastic
     agent); the metrics equal those of one process, only the timings and protocol.processes differ.
     """
     from avb_zoo.distributed import join_world, leave_world
-    from avb_zoo.evaluation.ais import AISSettings
-    from avb_zoo.evaluation.evaluate import EvalSettings, check_evaluation, evaluate_folder, format_table
+    from avb_zoo.evaluation.evaluate import (
+        EvalSettings,
+        check_evaluation,
+        estimate_folder,
+        evaluate_folder,
+        format_table,
+    )
 
+    ais, n_test, label = _preset_settings(ctx, id_or_dir, preset)
     settings = EvalSettings(
-        ais=AISSettings(
-            steps=ais_steps,
-            chains=ais_chains,
-            leapfrog_steps=ais_leapfrog,
-            schedule=ais_schedule,
-            pilot_chains=ais_pilot_chains,
-            pilot_steps=ais_pilot_steps,
-        ),
+        ais=ais,
         n_test=n_test,
         batch_size=batch_size,
         seed=seed,
         iw_samples=iw_samples,
         device=device,
         data_dir=data_dir,
+        preset=label,
     )
+    if estimate_only:
+        click.echo(f"preset {label}: " + estimate_folder(id_or_dir, settings).describe())
+        return
     launch_with = launch_settings(launch)
     if launch_with is not None:
         from avb_zoo.launch import launch as start
@@ -756,7 +865,13 @@ def eval_model(
         return
     try:
         result, path = evaluate_folder(
-            id_or_dir, settings, write=not no_write, progress=not quiet and sys.stderr.isatty()
+            id_or_dir,
+            settings,
+            write=not no_write,
+            progress=not quiet and sys.stderr.isatty(),
+            on_estimate=None
+            if quiet or as_json
+            else lambda est: click.echo(f"preset {label}: {est.describe()}", err=True),
         )
         if not join_world(device).is_main:  # the group joined by evaluate_folder: rank 0 alone prints
             return
@@ -771,6 +886,17 @@ def eval_model(
     elif not no_write:
         click.echo("metrics.json not written: the model is not a folder of yours (copy it to keep its metrics)")
 
+
+def add_commands() -> None:
+    """The commands kept in modules of their own (avb_zoo/commands)."""
+    from avb_zoo.commands.data import data
+    from avb_zoo.commands.plot import plot
+
+    main.add_command(data)
+    main.add_command(plot)
+
+
+add_commands()
 
 if __name__ == "__main__":
     main()

@@ -183,7 +183,8 @@ def test_missing_folder_error_names_folder_and_files(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         mnist.load_mnist(root, "train")
     msg = str(info.value)
-    assert str(root) in msg and mnist.TRAIN_IMAGES in msg and "AVB_ZOO_DATA" in msg and "download=True" in msg
+    assert str(root) in msg and mnist.TRAIN_IMAGES in msg and "AVB_ZOO_DATA" in msg
+    assert f"avb-zoo data download mnist --dir {root}" in msg
     assert "\n" not in msg
 
 
