@@ -33,6 +33,8 @@ EXAMPLES = {
     "export-web": "avb-zoo export-web toy-avb --out toy-page",
     "serve": "avb-zoo serve toy-page",
     "web-runtime": "avb-zoo web-runtime",
+    "plot": "avb-zoo plot runs/toy-avb --out losses.png",
+    "data": "avb-zoo data digits --split test -n 16 --out digits.npy",
 }
 JSON_KEY = "avb_zoo.json_errors"
 DEBUG_KEY = "avb_zoo.debug"
