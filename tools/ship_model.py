@@ -47,7 +47,7 @@ def catalogue_tables(repo_id: str, files: dict[str, str], metrics: dict[str, flo
     lines = ["[hub]", f'repo_id = "{repo_id}"', 'revision = "main"', "", "[hub.files]"]
     lines += [f'"{rel}" = "{digest}"' for rel, digest in sorted(files.items())]
     lines += ["", "[metrics]", f"# {command}"]
-    lines += [f"{key} = {value:.4g}" for key, value in metrics.items()]
+    lines += [f"{key} = {value:.5g}" for key, value in metrics.items()]
     return "\n".join(lines) + "\n"
 
 
