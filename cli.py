@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from avb_zoo.errors import AVBZooError
+from avb_zoo.errors import AVBZooError, one_line
 
 
 class ZooGroup(click.Group):
@@ -25,7 +25,7 @@ class ZooGroup(click.Group):
         except AVBZooError as err:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {one_line(str(err))}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

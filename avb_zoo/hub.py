@@ -30,7 +30,9 @@ from avb_zoo.errors import (
     HubRepoNotFound,
     HubUnreachable,
     ModelNotFound,
+    shown,
 )
+from avb_zoo.fileio import is_folder
 from avb_zoo.hub_files import PUSHED, REQUIRED, remove_cached, select_push_files
 from avb_zoo.hub_names import check_repo_id, check_revision
 
@@ -188,9 +190,9 @@ def _hub_call_error(err: Exception, what: str, repo_id: str, revision: str, endp
     if status == 401 and "invalid credentials" in str(err).lower():
         return HubAuthError(f"the Hub at {endpoint} refused the token (invalid credentials): check HF_TOKEN")
     if isinstance(err, RevisionNotFoundError):
-        return HubNotFound(f"revision {revision!r} not found in {repo_id} on {endpoint}")
+        return HubNotFound(f"revision {shown(revision)} not found in {repo_id} on {endpoint}")
     if isinstance(err, EntryNotFoundError):
-        return HubNotFound(f"{repo_id} at revision {revision!r} has no file {what!r} (on {endpoint})")
+        return HubNotFound(f"{repo_id} at revision {shown(revision)} has no file {shown(what)} (on {endpoint})")
     if isinstance(err, RepositoryNotFoundError):
         return HubRepoNotFound(
             f"repository {repo_id} not found on {endpoint} (if it is private, set HF_TOKEN to a token that can read it)"
@@ -365,7 +367,7 @@ def resolve_checked(
     no hashes for the model (the pull said its files are not verified).
     """
     path = Path(id_or_dir).expanduser()
-    if path.is_dir():
+    if is_folder(path):
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is a folder but holds no {CONFIG_FILE}: not a model folder")
         return path, None
@@ -377,7 +379,7 @@ def resolve_checked(
     try:
         pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
     except ModelNotFound as err:
-        raise type(err)(f"{err} ({text!r} is not a folder either)") from None
+        raise type(err)(f"{err} ({shown(text)} is not a folder either)") from None
     files = find_spec(text).files
     return pulled.folder, (dict(files) if pulled.verified and files else None)
 
@@ -434,7 +436,7 @@ def push(
             what = "creating the repo"
             api.create_repo(repo_id, private=private, exist_ok=True)
             if revision is not None and revision != "main":
-                what = f"creating branch {revision!r}"
+                what = f"creating branch {shown(revision)}"
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             what = "the commit"
             info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from avb_zoo.errors import ConfigError
+from avb_zoo.errors import ConfigError, shown
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
 from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
@@ -84,7 +84,7 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
         raise ConfigError(f"{role} must be a table with a 'name' field, got {type(spec).__name__}")
     name = spec.get("name")
     if name not in registry:
-        raise ConfigError(f"{role}.name = {name!r} is not a known architecture; choose one of {sorted(registry)}")
+        raise ConfigError(f"{role}.name = {shown(name)} is not a known architecture; choose one of {sorted(registry)}")
     cls = registry[name]
     params = inspect.signature(cls.__init__).parameters
     hints = typing.get_type_hints(cls.__init__)
@@ -94,10 +94,12 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
             continue
         if key not in params or key == "self":
             allowed = sorted(p for p in params if p != "self")
-            raise ConfigError(f"{role}.{key} is not a setting of {name!r}; its settings are {allowed}")
+            raise ConfigError(f"{role}.{key} is not a setting of {shown(name)}; its settings are {allowed}")
         _check_value(f"{role}.{key}", value)
         if key in hints and not _fits(value, hints[key]):
-            raise ConfigError(f"{role}.{key} = {value!r} has the wrong type; {name!r} expects {params[key].annotation}")
+            raise ConfigError(
+                f"{role}.{key} = {shown(value)} has the wrong type; {shown(name)} expects {params[key].annotation}"
+            )
         kwargs[key] = list(value) if isinstance(value, tuple) else value
     missing = [
         p.name
@@ -105,7 +107,7 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
         if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in kwargs
     ]
     if missing:
-        raise ConfigError(f"{role} ({name!r}) needs {missing}")
+        raise ConfigError(f"{role} ({shown(name)}) needs {missing}")
     return cls, kwargs
 
 
@@ -131,28 +133,28 @@ def validate_config(config: Any) -> dict[str, Any]:
     cfg = copy.deepcopy(dict(config))
     version = cfg.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise ConfigError(f"format_version {version!r} is not supported (this avb-zoo reads {FORMAT_VERSION})")
+        raise ConfigError(f"format_version {shown(version)} is not supported (this avb-zoo reads {FORMAT_VERSION})")
     cfg["format_version"] = FORMAT_VERSION
     if cfg.get("method") not in METHODS:
-        raise ConfigError(f"method = {cfg.get('method')!r}; choose one of {list(METHODS)}")
+        raise ConfigError(f"method = {shown(cfg.get('method'))}; choose one of {list(METHODS)}")
     for key in ("latent_dim", "x_dim"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, got {shown(value)}")
         _check_value(key, value)
     if cfg["latent_dim"] < 1:
         raise ConfigError("latent_dim must be at least 1")
     shape = cfg.get("image_shape")
     if shape is not None:
         if not (isinstance(shape, list | tuple) and len(shape) == 3 and all(isinstance(s, int) for s in shape)):
-            raise ConfigError(f"image_shape must be [channels, height, width], got {shape!r}")
+            raise ConfigError(f"image_shape must be [channels, height, width], got {shown(shape)}")
         _check_value("image_shape", shape)
         if math.prod(shape) != cfg["x_dim"]:
             raise ConfigError(f"image_shape {list(shape)} does not hold x_dim = {cfg['x_dim']} values")
         cfg["image_shape"] = list(shape)
     needs_adversary = cfg["method"] != "vae"
     if needs_adversary and not cfg.get("adversary"):
-        raise ConfigError(f"method {cfg['method']!r} needs an adversary")
+        raise ConfigError(f"method {shown(cfg['method'])} needs an adversary")
     if not needs_adversary:
         cfg["adversary"] = None
     data = cfg.get("data", {})

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from avb_zoo.config_file import CONFIG_FILE, read_config_json
-from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
 from avb_zoo.model import FORMAT_VERSION, AVBModel, validate_config
 
@@ -45,7 +45,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = read_config_json(folder)
     version = config.get("format_version")
     if type(version) is not int:
-        raise ConfigError(f"{path}: format_version must be an integer, got {version!r}")
+        raise ConfigError(f"{path}: format_version must be an integer, got {shown(version)}")
     if version > FORMAT_VERSION:
         raise ConfigError(
             f"{path} has format_version {version}, newer than this avb-zoo reads ({FORMAT_VERSION}): upgrade avb-zoo"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from avb_zoo.data.idx import read_idx
-from avb_zoo.errors import ChecksumError, DataError
+from avb_zoo.errors import ChecksumError, DataError, shown
 from avb_zoo.fileio import open_temp_beside
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -180,7 +180,7 @@ def _split_sizes(n_train_file: int) -> tuple[int, int]:
 
 def _split_files(split: str, kind: str) -> str:
     if split not in SPLITS:
-        raise DataError(f"unknown MNIST split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise DataError(f"unknown MNIST split {shown(split)}; expected one of {', '.join(SPLITS)}")
     if split == "test":
         return TEST_IMAGES if kind == "images" else TEST_LABELS
     return TRAIN_IMAGES if kind == "images" else TRAIN_LABELS

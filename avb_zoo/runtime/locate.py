@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from avb_zoo.config_file import read_config_json
-from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.errors import CheckpointError, ConfigError, shown
+from avb_zoo.fileio import is_folder, is_present
 from avb_zoo.runtime.conventions import CONFIG_FILE
 
 
@@ -26,16 +27,16 @@ def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None
     (None for the user's own folder).
     """
     path = Path(id_or_dir).expanduser()
-    if path.is_dir():
+    if is_folder(path):
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is not a model folder: it holds no {CONFIG_FILE}")
         return path, None
-    if path.exists():
+    if is_present(path):
         raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
     try:
         from avb_zoo.hub import resolve_checked
     except ImportError:
-        raise CheckpointError(f"{id_or_dir!r} is not a model folder (no such directory)") from None
+        raise CheckpointError(f"{shown(id_or_dir)} is not a model folder (no such directory)") from None
     folder, hashes = resolve_checked(id_or_dir)
     return Path(folder), hashes
 
@@ -43,7 +44,7 @@ def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None
 def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:
     value = config.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{source}: {key} must be a positive integer, got {shown(value)}")
     return value
 
 
@@ -57,5 +58,5 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     if shape is not None:
         ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)
         if not ok or math.prod(shape) != x_dim:
-            raise ConfigError(f"{source}: image_shape {shape!r} is not three sizes holding x_dim = {x_dim} values")
+            raise ConfigError(f"{source}: image_shape {shown(shape)} is not three sizes holding x_dim = {x_dim} values")
     return config

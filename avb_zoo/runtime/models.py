@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from avb_zoo.errors import InputError
+from avb_zoo.errors import InputError, shown
 from avb_zoo.runtime.conventions import image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
 from avb_zoo.runtime.locate import read_model_config, resolve_model
@@ -23,7 +23,7 @@ DEFAULT_BATCH = 1024
 
 def _count(value: int, what: str) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{what} must be a positive integer, got {value!r}")
+        raise InputError(f"{what} must be a positive integer, got {shown(value)}")
     return int(value)
 
 

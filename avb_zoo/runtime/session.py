@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from avb_zoo.errors import GraphError, InputError, ProviderError
+from avb_zoo.errors import GraphError, InputError, ProviderError, shown
 from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
 from avb_zoo.runtime.ort import ort
 
@@ -121,7 +121,7 @@ class GraphSession:
         source = str(self.path) if hashes is None else checked_bytes(folder, graph_file(name), hashes)
         requested, explicit = choose_providers(providers)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise InputError(f"threads must be a positive integer, got {threads!r}")
+            raise InputError(f"threads must be a positive integer, got {shown(threads)}")
         self.threads = default_threads() if threads is None else threads
         # one onnxruntime thread per session when this wrapper splits batches itself (CPU); the session's own
         # threads otherwise (a CUDA session, also when it falls back to the CPU)
@@ -149,7 +149,7 @@ class GraphSession:
         where = str(self.path)
         role = meta.get(META_PREFIX + "graph")
         if role != self.name:
-            raise GraphError(f"{where} is not an avb-zoo {self.name} graph (its metadata names {role!r})")
+            raise GraphError(f"{where} is not an avb-zoo {self.name} graph (its metadata names {shown(role)})")
         if meta.get(META_PREFIX + "architecture_sha256") != architecture_fingerprint(config):
             raise GraphError(f"{where} was exported from another architecture than the folder's config.json")
         try:
