@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from avb_zoo.config_file import check_keys, suggestion
 from avb_zoo.errors import ConfigError, shown
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
@@ -94,7 +95,10 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
             continue
         if key not in params or key == "self":
             allowed = sorted(p for p in params if p != "self")
-            raise ConfigError(f"{role}.{key} is not a setting of {shown(name)}; its settings are {allowed}")
+            raise ConfigError(
+                f"{role}.{shown(key)[1:-1]} is not a setting of {shown(name)}{suggestion(str(key), allowed)}; "
+                f"its settings are {allowed}"
+            )
         _check_value(f"{role}.{key}", value)
         if key in hints and not _fits(value, hints[key]):
             raise ConfigError(
@@ -130,6 +134,7 @@ def validate_config(config: Any) -> dict[str, Any]:
     """Check a configuration's structure and types; returns a normalised deep copy."""
     if not isinstance(config, Mapping):
         raise ConfigError(f"a model configuration must be a JSON object, got {type(config).__name__}")
+    check_keys(config, "the model configuration")
     cfg = copy.deepcopy(dict(config))
     version = cfg.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
