@@ -503,11 +503,13 @@ def sample(
     """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
     from avb_zoo.runtime import Sampler
     from avb_zoo.runtime.images import grid, png_bytes
+    from avb_zoo.runtime.limits import check_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
     out_path = check_suffix(out, ".png", "--out")
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     sampler = Sampler(id_or_dir, providers=provider)
+    check_grid(count, columns, sampler.image_shape)  # before any sampling
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)

@@ -7,11 +7,14 @@ import math
 
 import numpy as np
 
+from avb_zoo.runtime.limits import check_grid
+
 
 def grid(images: np.ndarray, image_shape: tuple[int, int, int], columns: int | None = None, pad: int = 2) -> np.ndarray:
     """uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad(, C)] tiling ``images`` ([N, C*H*W] in [0, 1]) row by row."""
     c, h, w = image_shape
     n = len(images)
+    check_grid(n, columns, image_shape)
     cols = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
     tiles = np.clip(np.asarray(images, dtype=np.float32).reshape(n, c, h, w), 0.0, 1.0)

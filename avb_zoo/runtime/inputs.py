@@ -7,11 +7,18 @@ raises InputError naming the problem. ``.npy`` files are read without pickle.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from avb_zoo.errors import InputError
+from avb_zoo.runtime.limits import MAX_INPUT_BYTES
+
+MAX_NPY_HEADER = 10_000  # numpy's own default limit on a .npy header's length
 
 FLOAT_KINDS = (np.float16, np.float32, np.float64)
 
@@ -45,12 +52,37 @@ def as_model_input(x: np.ndarray, image_shape: tuple[int, int, int], source: str
     return np.ascontiguousarray(out)
 
 
+def _check_npy_header(fh: BinaryIO, path: Path) -> None:
+    """The array a .npy header declares must fit MAX_INPUT_BYTES and the file: checked before numpy allocates it."""
+    if fh.read(6) != b"\x93NUMPY":
+        raise InputError(f"{path} is not a readable .npy array (no .npy header)")
+    fh.seek(0)
+    version = np.lib.format.read_magic(fh)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise InputError(f"{path} is a .npy file of format version {version}; plain arrays are 1.0 or 2.0")
+    shape, _, dtype = readers[version](fh, max_header_size=MAX_NPY_HEADER)
+    if dtype.hasobject:
+        raise InputError(f"{path} holds Python objects; only plain numeric arrays are read")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{path} declares a {dtype} array of shape {list(shape)}, {nbytes:,} bytes; inputs are at most "
+            f"{MAX_INPUT_BYTES:,} bytes: split it"
+        )
+    left = os.fstat(fh.fileno()).st_size - fh.tell()
+    if nbytes > left:
+        raise InputError(f"{path} is truncated: its header declares {nbytes:,} bytes of data, the file holds {left:,}")
+
+
 def _read_npy(path: Path) -> np.ndarray:
     try:
         with path.open("rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":
-                raise InputError(f"{path} is not a readable .npy array (no .npy header)")
-        return np.load(path, allow_pickle=False)
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file (a device, pipe or socket)")
+            _check_npy_header(fh, path)
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise InputError(f"{path} holds Python objects; only plain numeric arrays are read") from None

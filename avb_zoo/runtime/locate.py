@@ -11,6 +11,7 @@ from avb_zoo.config_file import read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.fileio import is_folder, is_present
 from avb_zoo.runtime.conventions import CONFIG_FILE
+from avb_zoo.runtime.limits import check_dim
 
 
 def resolve_model_dir(id_or_dir: str | Path) -> Path:
@@ -52,8 +53,8 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     """config.json of a model folder, with the fields the runtime relies on checked."""
     source = folder / CONFIG_FILE
     config = read_config_json(folder)
-    x_dim = _positive_int(config, "x_dim", source)
-    _positive_int(config, "latent_dim", source)
+    x_dim = check_dim(_positive_int(config, "x_dim", source), "x_dim", source)
+    check_dim(_positive_int(config, "latent_dim", source), "latent_dim", source)
     shape = config.get("image_shape")
     if shape is not None:
         ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)

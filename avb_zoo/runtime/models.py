@@ -15,6 +15,7 @@ import numpy as np
 from avb_zoo.errors import InputError, shown
 from avb_zoo.runtime.conventions import image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
+from avb_zoo.runtime.limits import check_values
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
 
@@ -92,6 +93,7 @@ class Encoder(_Model):
         x = as_model_input(x, self.image_shape, "x")
         samples = _count(samples, "samples")
         batch_size = _count(batch_size, "batch_size")
+        check_values((len(x), samples, self.latent_dim), "the codes z", "use fewer --samples or fewer images")
         rng = np.random.default_rng(seed)
         rows = np.repeat(np.arange(len(x)), samples)
         out = np.empty((len(rows), self.latent_dim), dtype=np.float32)
@@ -107,6 +109,7 @@ class Encoder(_Model):
             self._moments = self._open("moments")
         x = as_model_input(x, self.image_shape, "x")
         step = _count(batch_size, "batch_size")
+        check_values((2, len(x), self.latent_dim), "the moments", "encode fewer images at a time")
         parts = [self._moments.run({"x": x[i : i + step]}) for i in range(0, len(x), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -118,16 +121,20 @@ class Sampler(_Model):
 
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:
         """z ~ N(0, I), float32 [n, d]."""
-        return np.random.default_rng(seed).standard_normal((_count(n, "n"), self.latent_dim), dtype=np.float32)
+        n = _count(n, "n")
+        check_values((n, self.latent_dim), "the prior draws z", "draw fewer samples at a time")
+        return np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
 
     def probabilities(self, z: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Pixel probabilities sigmoid(logits(z)), float32 [N, x_dim]."""
         z = _float_input(z, self.latent_dim, "z")
         step = _count(batch_size, "batch_size")
+        check_values((len(z), self.x_dim), "the pixel probabilities", "decode fewer codes at a time")
         return np.concatenate([self.graph.run({"z": z[i : i + step]})[0] for i in range(0, len(z), step)])
 
     def sample(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Pixel probabilities of ``n`` prior samples, float32 [n, x_dim]."""
+        check_values((_count(n, "n"), self.x_dim), "the samples", "draw fewer samples at a time")
         return self.probabilities(self.prior(n, seed), batch_size)
 
     def binarize(self, probs: np.ndarray, seed: int | None = None) -> np.ndarray:
