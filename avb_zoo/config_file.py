@@ -15,6 +15,7 @@ from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import CheckpointError, ConfigError, shown
 
 CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1  # the config.json format this avb-zoo reads and writes
 MAX_CONFIG_BYTES = 1 << 20  # a model configuration is a few hundred bytes; refuse to parse a huge file
 # Every top-level field a model configuration may have: a mistyped one (image_shap) would otherwise be ignored
 # and the model built without it.

@@ -23,14 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from avb_zoo.config_file import check_keys, suggestion
+from avb_zoo.config_file import FORMAT_VERSION, check_keys, suggestion
 from avb_zoo.errors import ConfigError, shown
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
 from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
 from avb_zoo.rng import keyed_generator
 
-FORMAT_VERSION = 1
 METHODS = ("avb", "avb-ac", "vae")
 MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against configs that would exhaust memory
 MAX_INT = 1 << 20

@@ -77,7 +77,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, bytes | None]]:
             pos += 8 if wire == 1 else 4
             yield number, None
         else:
-            raise ValueError(f"wire type {wire}")
+            raise ValueError(f"malformed protobuf (wire type {wire})")
 
 
 def _graph_ops(graph: bytes, node_field: int, depth: int) -> Iterator[str]:

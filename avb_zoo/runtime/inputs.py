@@ -61,7 +61,12 @@ def _check_npy_header(fh: BinaryIO, path: Path) -> None:
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     if version not in readers:
         raise InputError(f"{path} is a .npy file of format version {version}; plain arrays are 1.0 or 2.0")
-    shape, _, dtype = readers[version](fh, max_header_size=MAX_NPY_HEADER)
+    try:
+        shape, _, dtype = readers[version](fh, max_header_size=MAX_NPY_HEADER)
+    except ValueError as err:  # numpy's words for a too long header advise allow_pickle: not for a user here
+        text = str(err)
+        why = f"its header is longer than {MAX_NPY_HEADER:,} bytes" if "max_header_size" in text else text
+        raise InputError(f"{path} is not a readable .npy array: {why}") from None
     if dtype.hasobject:
         raise InputError(f"{path} holds Python objects; only plain numeric arrays are read")
     nbytes = math.prod(shape) * dtype.itemsize
@@ -116,7 +121,7 @@ def load_images(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarr
             raise InputError(f"{path} holds no .png files")
         return as_model_input(np.stack([_read_png(p, image_shape) for p in files]), image_shape, str(path))
     if not path.is_file():
-        raise InputError(f"{path} does not exist")
+        raise InputError(f"{path} is not a regular file" if path.exists() else f"{path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return as_model_input(_read_npy(path), image_shape, str(path))

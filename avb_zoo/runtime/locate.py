@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.config_file import read_config_json
+from avb_zoo.config_file import FORMAT_VERSION, read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.fileio import is_folder, is_present
 from avb_zoo.runtime.conventions import CONFIG_FILE
@@ -53,6 +53,9 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     """config.json of a model folder, with the fields the runtime relies on checked."""
     source = folder / CONFIG_FILE
     config = read_config_json(folder)
+    version = config.get("format_version", FORMAT_VERSION)
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        raise ConfigError(f"{source} has format_version {shown(version)}; this avb-zoo reads 1 to {FORMAT_VERSION}")
     x_dim = check_dim(_positive_int(config, "x_dim", source), "x_dim", source)
     check_dim(_positive_int(config, "latent_dim", source), "latent_dim", source)
     shape = config.get("image_shape")
