@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ class Ctx:
     root: Path
     hub: HubServer
     monkeypatch: pytest.MonkeyPatch
-    allowed: list[Path] = field(default_factory=list)
+    registered: bool = False
 
     @property
     def out(self) -> Path:
@@ -96,7 +96,10 @@ class Ctx:
         return path
 
     def register(self, files: dict[str, str] | None = None) -> str:
-        """``hostile/toy-v1``: the toy model on the local Hub, with the catalogue's hashes."""
+        """``hostile/toy-v1``: the toy model on the local Hub, with the catalogue's hashes (registered once)."""
+        if self.registered and files is None:
+            return MODEL_ID
+        self.registered = True
         self.monkeypatch.setattr(reg, "registry", dict(reg.registry))
         self.monkeypatch.setattr(reg, "_plugins_loaded", True)
         config = json.loads((TOY / "config.json").read_text())
@@ -734,3 +737,17 @@ case("eval-unpublished-model")(lambda ctx: ["eval", "mnist-vae", "--n-test", 2, 
 case("eval-mnist-config-without-data")(
     _eval(lambda ctx: ctx.config(data={"name": "mnist"}), "--data-dir", Path("no-data"))
 )
+
+
+def test_the_tree_check_sees_writes_changes_and_deletes(tmp_path: Path) -> None:
+    for rel in ("home/.bashrc", "out/keep", "hf/hub/x", "outside/victim.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("v1")
+    before = snapshot(tmp_path)
+    (tmp_path / "home" / ".bashrc").write_text("v2, longer")
+    (tmp_path / "outside" / "victim.txt").unlink()
+    (tmp_path / "home" / ".cache").mkdir()
+    (tmp_path / "out" / "new").write_text("fine")
+    (tmp_path / "hf" / "hub" / "x").unlink()
+    found = changes_outside(before, snapshot(tmp_path), ("out", "hf"))
+    assert sorted(found) == ["changed home/.bashrc", "deleted outside/victim.txt", "written home/.cache"]
