@@ -3,11 +3,13 @@ when opened, wrong IDX magic named, long input shortened in errors."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import shutil
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,20 +76,40 @@ def with_random_op(graph: bytes, op: str = "RandomUniformLike") -> bytes:
 
 
 # ------------------------------------------------------------------------------------------- item 6
+@contextlib.contextmanager
+def memory_cap(extra: int = 2 << 30) -> Iterator[None]:
+    """At most ``extra`` more bytes of address space meanwhile: a regression fails with MemoryError, not by
+    exhausting the machine's memory."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    size = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def test_sizes_are_checked_before_allocating(toy: Path, tmp_path: Path) -> None:
     from avb_zoo.runtime import Encoder, Sampler
 
     np.save(tmp_path / "x.npy", np.eye(4, dtype=np.float32))
-    one_error(cli("sample", toy, "--out", tmp_path / "g.png", "--columns", 10**9), "--columns 1,000,000,000")
-    one_error(
-        cli("encode", toy, tmp_path / "x.npy", "--out", tmp_path / "z.npy", "--samples", 10**9), "at most", "--samples"
-    )
+    Sampler(toy, providers="cpu").sample(2)  # the sessions' own memory, before the cap
+    sampler, encoder = Sampler(toy, providers="cpu"), Encoder(toy, providers="cpu")
     tracemalloc.start()
     try:
-        with pytest.raises(InputError, match="draw fewer samples"):
-            Sampler(toy, providers="cpu").sample(10**9)
-        with pytest.raises(InputError, match="at most"):
-            Encoder(toy, providers="cpu").encode(np.eye(4, dtype=np.float32), samples=10**9)
+        with memory_cap():
+            one_error(cli("sample", toy, "--out", tmp_path / "g.png", "--columns", 10**9), "--columns 1,000,000,000")
+            one_error(
+                cli("encode", toy, tmp_path / "x.npy", "--out", tmp_path / "z.npy", "--samples", 10**9),
+                "at most",
+                "--samples",
+            )
+            with pytest.raises(InputError, match="draw fewer samples"):
+                sampler.sample(10**9)
+            with pytest.raises(InputError, match="at most"):
+                encoder.encode(np.eye(4, dtype=np.float32), samples=10**9)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -103,7 +125,8 @@ def test_a_npy_header_claiming_petabytes_is_refused_unread(toy: Path, tmp_path: 
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 4)})
     (tmp_path / "peta.npy").write_bytes(header.getvalue() + bytes(64))
-    one_error(cli("encode", toy, tmp_path / "peta.npy", "--out", tmp_path / "z.npy"), "16,000,000,000,000 bytes")
+    with memory_cap():
+        one_error(cli("encode", toy, tmp_path / "peta.npy", "--out", tmp_path / "z.npy"), "16,000,000,000,000 bytes")
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1000, 4)})
     (tmp_path / "short.npy").write_bytes(header.getvalue() + bytes(64))
