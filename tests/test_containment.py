@@ -3,7 +3,8 @@ the output folder or the Hugging Face cache, and every connection goes to the Hu
 
 Each command runs as a real process (with a temporary HOME and working folder) against the local test Hub,
 which serves the catalogue's ``avb-zoo/toy-avb`` repo; strace records every file and network system call of
-the process and its threads and children. Skipped where strace is not installed.
+the process and its threads and children (skipped where strace is not installed). The same commands also run
+under a Python audit hook, which needs no strace but sees only what Python code does.
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ from hub_server import HubServer
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "models" / "toy-avb"
 STRACE = shutil.which("strace")
-pytestmark = [
-    pytest.mark.skipif(STRACE is None, reason="strace is not installed"),
-    pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
 PATH_CALLS = {"mkdir", "mkdirat", "unlink", "unlinkat", "rmdir", "symlink", "symlinkat", "link", "linkat"}
@@ -105,6 +103,7 @@ def outside(paths: set[str], allowed: list[Path]) -> list[str]:
     )
 
 
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
 def test_commands_write_only_to_the_output_and_the_cache_and_talk_only_to_the_hub(
     hub: HubServer, tmp_path: Path
 ) -> None:
@@ -177,3 +176,77 @@ def test_the_trace_reader_sees_writes_deletes_and_connections(tmp_path: Path) ->
     written, connected = writes_and_connections(trace, tmp_path)
     assert written == {"/w/notes.txt", "/home/u/.ssh/id_rsa", "/w/a", "/w/b", "/w/cache/link"}
     assert connected == {"1.2.3.4:443"}
+
+
+AUDIT_SCRIPT = r"""
+import json, os, sys
+
+WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+events = []
+
+
+def hook(event, args):
+    if event == "open":
+        path, mode, flags = args
+        if isinstance(path, (str, bytes, os.PathLike)) and (
+            (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & WRITE)
+        ):
+            events.append(["write", os.path.abspath(os.fsdecode(path))])
+    elif event in ("os.remove", "os.rmdir", "os.mkdir", "os.truncate", "shutil.rmtree") and args[-1] is None:
+        events.append(["write", os.path.abspath(os.fsdecode(args[0]))])
+    elif event in ("os.rename", "os.link", "os.symlink"):
+        events.append(["write", os.path.abspath(os.fsdecode(args[1]))])
+        if event == "os.rename":
+            events.append(["write", os.path.abspath(os.fsdecode(args[0]))])
+    elif event == "socket.connect":
+        events.append(["connect", "%s:%s" % tuple(args[1][:2]) if isinstance(args[1], tuple) else str(args[1])])
+
+
+sys.addaudithook(hook)
+from avb_zoo.cli import main
+
+for argv in json.loads(sys.argv[1]):
+    main(argv, standalone_mode=False)
+sys.stdout.write("\nEVENTS " + json.dumps(events) + "\n")
+"""
+
+
+def test_commands_under_an_audit_hook(hub: HubServer, tmp_path: Path) -> None:
+    """The same check from inside Python (sys.addaudithook): runs where strace is missing, and sees what Python
+    itself opens, removes, renames and connects to (not native code: the strace test covers that)."""
+    import json
+
+    home, cwd, out, hf = (tmp_path / name for name in ("home", "cwd", "out", "hf"))
+    for folder in (home, cwd, out, hf, out / "tmp"):
+        folder.mkdir()
+    model = out / "model"
+    shutil.copytree(TOY, model, ignore=shutil.ignore_patterns("onnx"))
+    np.save(cwd / "x.npy", np.eye(4, dtype=np.float32))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": str(home),
+        "HF_HOME": str(hf),
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": TEST_TOKEN,
+        "TMPDIR": str(out / "tmp"),
+    }
+    runs = [
+        ["pull", "toy-avb", "--quiet"],
+        ["sample", "toy-avb", "-n", "4", "--out", str(out / "g.png")],
+        ["encode", "toy-avb", "x.npy", "--out", str(out / "z.npy")],
+        ["export", str(model), "--seed", "0"],
+        ["push", str(model), "--repo-id", "user/audited"],
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", AUDIT_SCRIPT, json.dumps(runs)], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = json.loads(done.stdout.rsplit("\nEVENTS ", 1)[1])
+    written = {path for kind, path in events if kind == "write"}
+    connected = {address for kind, address in events if kind == "connect"}
+    assert written and outside(written, [out, hf]) == []
+    assert connected == {f"127.0.0.1:{hub.endpoint.rsplit(':', 1)[1]}"}
+    assert list(home.iterdir()) == [] and sorted(p.name for p in cwd.iterdir()) == ["x.npy"]
