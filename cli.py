@@ -13,30 +13,28 @@ from typing import Any
 
 import click
 
-from avb_zoo.errors import AVBZooError, one_line
+from avb_zoo.cli_support import OneFaceGroup
 
 
-class ZooGroup(click.Group):
-    """Turns the project's own errors into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AVBZooError as err:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {one_line(str(err))}", err=True)
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+class ZooGroup(OneFaceGroup):
+    """Turns the project's own errors into one line on stderr (JSON on stdout with --json) and exit status 1;
+    ``--debug`` anywhere on the line shows the traceback instead (avb_zoo.cli_support)."""
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors (anywhere on the line).")
 @click.version_option(package_name="avb-zoo")
 def main(debug: bool) -> None:
     """Adversarial Variational Bayes model zoo: train, evaluate, export, pull, encode and sample."""
+    one_line_warnings()
+
+
+def one_line_warnings() -> None:
+    """Warnings on stderr as ``warning: <message>``, one line, no source location (a command's user needs the
+    message, not our line numbers)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
 
 
 def print_json(obj: Any) -> None:
@@ -131,7 +129,14 @@ def worker_argv(ctx: click.Context) -> list[str]:
     "Default: the resumed run's, else device for graphs and host otherwise.",
 )
 @launch_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Steps between reports: a line on stderr when it is not a terminal, and a row of history.jsonl.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar or lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train(
@@ -149,6 +154,7 @@ def train(
     dtype: str,
     engine: str,
     noise: str | None,
+    log_every: int,
     quiet: bool,
     as_json: bool,
     **launch: Any,
@@ -186,9 +192,10 @@ def train(
         global_batch = batch_size or recipe.train.batch_size
         World(size=settings.world_size).check_divides(global_batch)
         check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
-        start("avb_zoo.train", worker_argv(ctx), settings, "training")
+        start("avb_zoo.training", worker_argv(ctx), settings, "training")
         return
     from avb_zoo.distributed import leave_world
+    from avb_zoo.errors import TrainingInterrupted
 
     try:
         result = run_training(
@@ -202,15 +209,24 @@ def train(
             batch_size=batch_size,
             checkpoint_every=checkpoint_every,
             dtype=dtype,
-            progress=not quiet and sys.stderr.isatty(),
+            progress=False if quiet else ("bar" if sys.stderr.isatty() else "lines"),
             engine=engine,
             noise=noise,
+            report_every=log_every,
         )
+    except TrainingInterrupted as err:
+        click.echo(f"interrupted: {err}", err=True)
+        again = resume_command(ctx, out, resume=err.checkpoint_step >= 0)
+        click.echo(f"{'resume' if err.checkpoint_step >= 0 else 'start again'} with: {again}", err=True)
+        ctx.exit(130)
     finally:
         leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
     if not result.world.is_main:
         return
     from avb_zoo.distributed import restart_count
+    from avb_zoo.provenance import write_training_record
+
+    write_training_record(result.out, worker_argv(ctx), str(device), result.seconds, result.step, engine=result.engine)
 
     summary = {
         "id": recipe.id,
@@ -233,6 +249,29 @@ def train(
         print_json(summary)
     else:
         click.echo(f"trained {recipe.id} to step {result.step}; model in {result.out}")
+
+
+def resume_command(ctx: click.Context, out: str, resume: bool = True) -> str:
+    """The command that continues this run: the options given on the command line, --out, and --resume."""
+    import shlex
+
+    words = ["avb-zoo", "train"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        given = ctx.get_parameter_source(name) in (
+            click.core.ParameterSource.COMMANDLINE,
+            click.core.ParameterSource.ENVIRONMENT,
+        )
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif name == "out":
+            words += ["--out", out]
+        elif given and name != "resume" and isinstance(param, click.Option):
+            words += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    if resume:
+        words.append("--resume")
+    return shlex.join(words)
 
 
 def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: str, *args: Any) -> None:
@@ -279,6 +318,32 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
         click.echo(f"error: {why}", err=True)
     if result.diverged:
         ctx.exit(1)
+
+
+def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any, int | None, str]:
+    """(AIS settings, n_test, protocol label) of ``eval``: the preset's values under the options given."""
+    from avb_zoo.evaluation.evaluate import resolve_model_folder
+    from avb_zoo.evaluation.presets import find_preset, preset_ais, preset_label
+    from avb_zoo.model_io import read_config
+
+    preset = find_preset(name)
+    p = ctx.params
+    given = ["ais_steps", "ais_chains", "ais_leapfrog", "n_test", "ais_schedule", "ais_pilot_chains", "ais_pilot_steps"]
+    given = [k for k in given if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE]
+    ais = preset_ais(
+        preset,
+        steps=p["ais_steps"],
+        chains=p["ais_chains"],
+        leapfrog_steps=p["ais_leapfrog"],
+        schedule=p["ais_schedule"],
+        pilot_chains=p["ais_pilot_chains"],
+        pilot_steps=p["ais_pilot_steps"],
+    )
+    n_test = p["n_test"]
+    if n_test is None:
+        folder, _ = resolve_model_folder(id_or_dir)
+        n_test = preset.n_test_for(str((read_config(folder).get("data") or {}).get("name", "")))
+    return ais, n_test, preset_label(preset, ["--" + k.replace("_", "-") for k in given])
 
 
 ERROR_SUFFIXES = {"_mc_se": "MC s.e.", "_spread_se": "spread s.e."}
@@ -341,8 +406,12 @@ def list_models(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
 def info(model_id: str, as_json: bool) -> None:
     """Show everything registered for MODEL_ID: architecture, Hub repo and revision, file hashes, metrics."""
+    from avb_zoo.model_ref import is_hub_name
     from avb_zoo.registry import resolution_note, spec
 
+    if is_hub_name(model_id):
+        _info_hub(model_id, as_json)
+        return
     found = spec(model_id)
     if as_json:
         print_json(found.to_dict())
@@ -364,6 +433,26 @@ def info(model_id: str, as_json: bool) -> None:
     click.echo("model:       " + json.dumps(data["kwargs"], sort_keys=True))
 
 
+def _info_hub(model_id: str, as_json: bool) -> None:
+    """``info`` for a Hub repo outside the catalogue: pulled (verified), then its commit, files and config."""
+    from avb_zoo.config_file import read_config_json
+    from avb_zoo.hub import fetch
+
+    pulled = fetch(model_id, progress=False)
+    config = read_config_json(pulled.folder)
+    if as_json:
+        print_json({**pulled.to_dict(), "config": config})
+        return
+    if pulled.note:
+        click.echo(f"note: {pulled.note}", err=True)
+    click.echo(f"id:          {pulled.id}")
+    click.echo(f"hub:         {pulled.repo_id}@{pulled.revision} (commit {pulled.commit})")
+    click.echo(f"from:        {pulled.detail}")
+    for path, digest in sorted((pulled.files or {}).items()):
+        click.echo(f"file:        {path}  sha256 {digest}")
+    click.echo("model:       " + json.dumps(config, sort_keys=True))
+
+
 @main.command()
 @click.argument("model_id")
 @click.option("--revision", default=None, help="Branch, tag or commit sha (default: the catalogue's pinned one).")
@@ -383,8 +472,12 @@ def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bo
     if as_json:
         print_json(pulled.to_dict())
         return
+    if pulled.note:
+        click.echo(f"note: {pulled.note}", err=True)
     click.echo(f"{pulled.id}: {pulled.folder}")
     click.echo(f"from: {pulled.detail}")
+    if pulled.commit:
+        click.echo(f"commit: {pulled.commit}")
 
 
 @main.command()
@@ -421,20 +514,37 @@ def push(
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
 
+def grid_options(command: Any) -> Any:
+    """--scale and --labels/--no-labels of the commands that write an image grid."""
+    command = click.option(
+        "--labels/--no-labels", default=True, show_default=True, help="Number the grid's rows and columns."
+    )(command)
+    return click.option(
+        "--scale", type=click.IntRange(1, 32), default=1, show_default=True, help="Enlarge each pixel this many times."
+    )(command)
+
+
 @main.command("export")
 @click.argument("id_or_dir")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for onnx/ (default: the model's).")
 @click.option("--id", "model_id", default=None, help="Model id written into the graphs (default: the run's recipe id).")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @click.option("--seed", type=int, default=None, help="Seed of the parity check's inputs (default: fresh).")
+@click.option("--int8", is_flag=True, help="Also write an int8 sampler (onnx/sampler-int8.onnx), error measured.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 def export_graphs(
-    id_or_dir: str, out: str | None, model_id: str | None, opset: int, seed: int | None, as_json: bool
+    id_or_dir: str, out: str | None, model_id: str | None, opset: int, seed: int | None, int8: bool, as_json: bool
 ) -> None:
     """Export the model in ID_OR_DIR to ONNX and check every graph against PyTorch through onnxruntime."""
     from avb_zoo.export import export_folder
 
     where, report = export_folder(id_or_dir, out, model_id=model_id, opset=opset, seed=seed)
+    if int8:
+        from avb_zoo.export.quantize import quantize_sampler
+
+        report["int8_sampler"] = quantize_sampler(
+            where, int(json.loads((where / "config.json").read_text())["latent_dim"])
+        )
     if as_json:
         print_json(report)
         return
@@ -444,6 +554,34 @@ def export_graphs(
     for name, why in report["skipped"].items():
         click.echo(f"{name}: not exported ({why})")
     click.echo(f"report: {where / 'onnx' / 'verification.json'}")
+    if int8:
+        q = report["int8_sampler"]
+        click.echo(
+            f"{where / q['file']}: int8, max abs error {q['max_abs_error']:.2g} (mean {q['mean_abs_error']:.2g}) "
+            f"against float32; {q['int8_ms']:.3g} ms vs {q['float32_ms']:.3g} ms per batch of {q['batch']}"
+        )
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.option("--provider", type=PROVIDERS, default="cpu", show_default=True, help="onnxruntime provider.")
+@click.option("--json", "as_json", is_flag=True, help="Print the errors per graph as JSON.")
+def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
+    """Run each ONNX graph's test_data_set on onnxruntime (no torch) and print the worst error.
+
+    \b
+    Example:
+      avb-zoo verify toy-avb
+    """
+    from avb_zoo.runtime.verify import verify_model
+
+    result = verify_model(id_or_dir, providers=provider)
+    if as_json:
+        print_json(result)
+        return
+    for graph, error in result["errors"].items():
+        click.echo(f"{graph}: max abs error {error:.3g}")
+    click.echo(f"worst: {result['worst']:.3g} ({result['graph']}), within {result['atol']:g}: passed")
 
 
 @main.command()
@@ -457,7 +595,7 @@ def export_graphs(
 def encode(
     id_or_dir: str, input_path: str, out: str, samples: int, seed: int, moments_out: str | None, provider: str
 ) -> None:
-    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; or PNG files) with onnxruntime."""
+    """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; an image or a folder of images)."""
     import io
 
     import numpy as np
@@ -484,76 +622,170 @@ def encode(
 @main.command()
 @click.argument("id_or_dir")
 @click.option("-n", "count", type=click.IntRange(1, 65536), default=64, show_default=True, help="Number of samples.")
-@click.option("--out", required=True, help="Where to write the image grid (.png).")
+@click.option("--out", default=None, help="Where to write the image grid (.png, .jpg, ...: any format Pillow writes).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I) (and of --binarize).")
-@click.option("--npy", "npy_out", default=None, help="Also write the samples [n, x_dim] (.npy).")
+@click.option(
+    "--npy",
+    "npy_out",
+    default=None,
+    help="Also write the samples [n, x_dim] (.npy); for a posterior sampler (no input x), its draws [n, latent_dim].",
+)
 @click.option("--binarize", is_flag=True, help="Draw binary pixels instead of showing probabilities.")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
 def sample(
     id_or_dir: str,
     count: int,
-    out: str,
+    out: str | None,
     seed: int,
     npy_out: str | None,
     binarize: bool,
     columns: int | None,
+    scale: int,
+    labels: bool,
     provider: str,
 ) -> None:
-    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid."""
-    from avb_zoo.runtime import Sampler
-    from avb_zoo.runtime.images import grid, png_bytes
+    """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
+    (--npy). A posterior sampler (a model with no input x, such as Eight Schools) writes its draws with --npy."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime import PosteriorSampler, open_sampler
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, sample_grid
     from avb_zoo.runtime.limits import check_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    if out is None and npy_out is None:
+        raise InputError("say where to write the samples: --out (an image grid) and/or --npy (an array)")
+    out_path, fmt = check_image_path(out, "--out") if out else (None, None)
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
-    sampler = Sampler(id_or_dir, providers=provider)
-    check_grid(count, columns, sampler.image_shape)  # before any sampling
+    sampler = open_sampler(id_or_dir, providers=provider)
+    if isinstance(sampler, PosteriorSampler):
+        _write_posterior_draws(sampler, count, seed, out_path, npy_path)
+        return
+    if out_path is not None:
+        check_grid(count, columns, sampler.image_shape, scale)  # before any sampling
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)
-    files = {out_path: png_bytes(grid(images, sampler.image_shape, columns))}
+    files = {}
+    if out_path is not None:
+        files[out_path] = image_bytes(sample_grid(images, sampler.image_shape, columns, scale, labels), fmt)
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
-    click.echo(f"wrote {count} sample(s) to {out_path}" + (f" and {npy_path}" if npy_path else ""))
+    click.echo(f"wrote {count} sample(s) to {' and '.join(str(p) for p in files)}")
+
+
+def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | None, npy_path: Any | None) -> None:
+    """``avb-zoo sample`` for a posterior sampler: its draws [count, latent_dim] to --npy (it makes no images)."""
+    from avb_zoo.errors import InputError
+    from avb_zoo.runtime.outputs import npy_bytes, write_all
+
+    if out_path is not None or npy_path is None:
+        raise InputError(
+            f"{sampler.folder} is a posterior sampler (no input x): it draws parameters, not images; "
+            "write them with --npy"
+        )
+    draws = sampler.draw(count, seed=seed)
+    write_all({npy_path: npy_bytes(draws)})
+    names = sampler.parameter_names
+    order = f" ({', '.join(names)})" if names else ""
+    click.echo(f"wrote {count} posterior draw(s) [{count}, {sampler.latent_dim}]{order} to {npy_path}")
 
 
 @main.command()
 @click.argument("id_or_dir")
 @click.argument("input_path", metavar="INPUT")
-@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (.png).")
+@click.option("--out", required=True, help="Where to write inputs and reconstructions side by side (any image format).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
 @click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
+@grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
-def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, provider: str) -> None:
+def reconstruct(
+    id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, scale: int, labels: bool, provider: str
+) -> None:
     """Encode INPUT and decode it again (pixel probabilities), with onnxruntime; pairs of input | reconstruction."""
-    import math
-
     from avb_zoo.runtime import Encoder, Sampler, load_images
-    from avb_zoo.runtime.images import grid, png_bytes, side_by_side
+    from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, reconstruction_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
-    out_path = check_suffix(out, ".png", "--out")
+    out_path, fmt = check_image_path(out, "--out")
+    check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     encoder = Encoder(id_or_dir, providers=provider)
     sampler = Sampler(encoder.folder, providers=provider)
     x = load_images(input_path, encoder.image_shape)
     recon = sampler.probabilities(encoder.encode(x, seed=seed))
-    pairs = 2 * max(1, math.ceil(math.sqrt(len(x))))
-    files = {out_path: png_bytes(grid(side_by_side(x, recon), encoder.image_shape, pairs))}
+    files = {out_path: image_bytes(reconstruction_grid(x, recon, encoder.image_shape, scale, labels), fmt)}
     if npy_path is not None:
         files[npy_path] = npy_bytes(recon)
     write_all(files)
     click.echo(f"reconstructed {len(x)} image(s) into {out_path}")
 
 
+@main.command("export-web")
+@click.argument("id_or_dir")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the page (new, or a page).")
+def export_web(id_or_dir: str, out: str) -> None:
+    """Write a static browser page for the model in ID_OR_DIR: index.html, its script, the model's sampler and
+    encoder graphs and config, and onnxruntime-web (prepared once by `avb-zoo web-runtime`). Any static host
+    serves the folder; `avb-zoo serve` does so on 127.0.0.1."""
+    from avb_zoo.web.bundle import export_web as write_page
+
+    folder = write_page(id_or_dir, out)
+    click.echo(f"wrote the page to {folder}; serve it with `avb-zoo serve {folder}`")
+
+
+@main.command()
+@click.argument("id_or_dir")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free).")
+@click.option("--isolated", is_flag=True, help="Send COOP/COEP headers so the page may run multi-threaded.")
+def serve(id_or_dir: str, port: int, isolated: bool) -> None:
+    """Serve the browser page of ID_OR_DIR (a folder export-web wrote, or any model: its page is written to a
+    temporary folder first) on 127.0.0.1 only, until interrupted."""
+    import tempfile
+    from pathlib import Path
+
+    from avb_zoo.web.bundle import MANIFEST
+    from avb_zoo.web.bundle import export_web as write_page
+    from avb_zoo.web.serve import HOST, make_server
+
+    with tempfile.TemporaryDirectory(prefix="avb-zoo-page-") as tmp:
+        folder = Path(id_or_dir)
+        if not (folder / MANIFEST).is_file():
+            folder = write_page(id_or_dir, Path(tmp) / "page")
+        server = make_server(folder, port, isolated)
+        click.echo(f"serving {folder} at http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", err=False)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+
+
+@main.command("web-runtime")
+def web_runtime() -> None:
+    """Fetch onnxruntime-web at the pinned version with npm (once), check it, and keep it for export-web."""
+    from avb_zoo.web.vendor import ORT_WEB_VERSION, prepare
+
+    folder = prepare()
+    click.echo(f"onnxruntime-web {ORT_WEB_VERSION} is ready in {folder}")
+
+
 @main.command("eval")
 @click.argument("id_or_dir")
-@click.option("--ais-steps", type=click.IntRange(min=1), default=1000, show_default=True, help="AIS distributions.")
-@click.option("--ais-chains", type=click.IntRange(min=1), default=5, show_default=True, help="AIS chains per example.")
-@click.option("--ais-leapfrog", type=click.IntRange(min=1), default=10, show_default=True, help="Leapfrog steps.")
+@click.option(
+    "--preset",
+    default="paper",
+    show_default=True,
+    help="Named protocol: paper (AIS 1000 x 5 chains, 2048 MNIST images) or quick (100 x 2, 256 images).",
+)
+@click.option("--estimate-only", is_flag=True, help="Print the estimated run time (from the timed pilot) and stop.")
+@click.option(
+    "--ais-steps", type=click.IntRange(min=1), default=None, help="AIS distributions [default: the preset's]."
+)
+@click.option("--ais-chains", type=click.IntRange(min=1), default=None, help="AIS chains per example [preset's].")
+@click.option("--ais-leapfrog", type=click.IntRange(min=1), default=None, help="Leapfrog steps [preset's].")
 @click.option("--ais-schedule", type=click.Choice(["linear", "sigmoid"]), default="linear", show_default=True)
 @click.option(
     "--ais-pilot-chains", type=int, default=1, show_default=True, help="Chains per example of the step-size pilot."
@@ -561,7 +793,9 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
 @click.option(
     "--ais-pilot-steps", type=int, default=None, help="Distributions of the step-size pilot [default: --ais-steps]."
 )
-@click.option("--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: 2048 MNIST, 4 toy).")
+@click.option(
+    "--n-test", type=click.IntRange(min=1), default=None, help="Test examples (default: the preset's; toy 4)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Examples per batch.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="VAE IW bound samples.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
@@ -575,9 +809,11 @@ def reconstruct(id_or_dir: str, input_path: str, out: str, seed: int, npy_out: s
 def eval_model(
     ctx: click.Context,
     id_or_dir: str,
-    ais_steps: int,
-    ais_chains: int,
-    ais_leapfrog: int,
+    preset: str,
+    estimate_only: bool,
+    ais_steps: int | None,
+    ais_chains: int | None,
+    ais_leapfrog: int | None,
     ais_schedule: str,
     ais_pilot_chains: int,
     ais_pilot_steps: int | None,
@@ -594,39 +830,51 @@ def eval_model(
 ) -> None:
     """Evaluate a model folder or zoo id: AIS log-likelihood, ELBO, reconstruction error (-> metrics.json).
 
+    --preset paper is the AVB paper's protocol, --preset quick a check at about 1/400 of its AIS work; options
+    given override the preset's values. Before AIS starts, a short timed pilot prints the estimated run time.
+
     With --nproc N the test batches are shared out between N processes (started by torchrun's elastic
     agent); the metrics equal those of one process, only the timings and protocol.processes differ.
     """
     from avb_zoo.distributed import join_world, leave_world
-    from avb_zoo.evaluation.ais import AISSettings
-    from avb_zoo.evaluation.evaluate import EvalSettings, check_evaluation, evaluate_folder, format_table
+    from avb_zoo.evaluation.evaluate import (
+        EvalSettings,
+        check_evaluation,
+        estimate_folder,
+        evaluate_folder,
+        format_table,
+    )
 
+    ais, n_test, label = _preset_settings(ctx, id_or_dir, preset)
     settings = EvalSettings(
-        ais=AISSettings(
-            steps=ais_steps,
-            chains=ais_chains,
-            leapfrog_steps=ais_leapfrog,
-            schedule=ais_schedule,
-            pilot_chains=ais_pilot_chains,
-            pilot_steps=ais_pilot_steps,
-        ),
+        ais=ais,
         n_test=n_test,
         batch_size=batch_size,
         seed=seed,
         iw_samples=iw_samples,
         device=device,
         data_dir=data_dir,
+        preset=label,
     )
+    if estimate_only:
+        click.echo(f"preset {label}: " + estimate_folder(id_or_dir, settings).describe())
+        return
     launch_with = launch_settings(launch)
     if launch_with is not None:
         from avb_zoo.launch import launch as start
 
         check_evaluation(id_or_dir, settings)
-        start("avb_zoo.eval", worker_argv(ctx), launch_with, "evaluation")
+        start("avb_zoo.evaluation", worker_argv(ctx), launch_with, "evaluation")
         return
     try:
         result, path = evaluate_folder(
-            id_or_dir, settings, write=not no_write, progress=not quiet and sys.stderr.isatty()
+            id_or_dir,
+            settings,
+            write=not no_write,
+            progress=not quiet and sys.stderr.isatty(),
+            on_estimate=None
+            if quiet or as_json
+            else lambda est: click.echo(f"preset {label}: {est.describe()}", err=True),
         )
         if not join_world(device).is_main:  # the group joined by evaluate_folder: rank 0 alone prints
             return
@@ -641,6 +889,17 @@ def eval_model(
     elif not no_write:
         click.echo("metrics.json not written: the model is not a folder of yours (copy it to keep its metrics)")
 
+
+def add_commands() -> None:
+    """The commands kept in modules of their own (avb_zoo/commands)."""
+    from avb_zoo.commands.data import data
+    from avb_zoo.commands.plot import plot
+
+    main.add_command(data)
+    main.add_command(plot)
+
+
+add_commands()
 
 if __name__ == "__main__":
     main()

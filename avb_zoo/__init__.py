@@ -26,7 +26,7 @@ _LAZY = {
     "save": "avb_zoo.model_io",
     "AVBModel": "avb_zoo.model",
     "build_model": "avb_zoo.model",
-    "make": "avb_zoo.registry",
+    "make": "avb_zoo.factory",
     "spec": "avb_zoo.registry",
     "register": "avb_zoo.registry",
     "pprint_registry": "avb_zoo.registry",

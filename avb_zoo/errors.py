@@ -130,3 +130,25 @@ def one_line(message: str, limit: int = LINE_LIMIT) -> str:
     if len(text) > limit:
         text = f"{text[: limit - 40]}... ({len(text):,} characters in all)"
     return text
+
+
+class WebError(AVBZooError):
+    """The browser page cannot be built or served: onnxruntime-web not prepared (or not the pinned files), npm
+    missing, a port that cannot be bound."""
+
+
+class TrainingInterrupted(AVBZooError):
+    """A run stopped by Ctrl-C or SIGTERM; its last checkpoint is kept and ``--resume`` continues it."""
+
+    def __init__(self, message: str, *, checkpoint_step: int, out: str) -> None:
+        super().__init__(message)
+        self.checkpoint_step = checkpoint_step
+        self.out = out
+
+
+class InputWarning(UserWarning):
+    """Input that was accepted after a conversion the user should know about (resized, made grey, inverted?)."""
+
+
+class MissingDependency(AVBZooError):
+    """An optional package a command needs is not installed (the message says what to install)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import struct
 import tempfile
@@ -56,6 +57,25 @@ def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"{path.parent}: could not create a temp file for {path.name}")
+
+
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what open_temp_beside names (suffix .tmp)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the hidden temp files :func:`atomic_write_bytes` left in ``folder`` (not below it) when a process
+    died mid-write; returns them. Call it only when no other process writes into ``folder``. Symbolic links
+    are left alone (their targets are not ours)."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if TEMP_NAME.match(entry.name) and not entry.is_symlink() and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

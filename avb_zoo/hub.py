@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avb_zoo.errors import (
+    AVBZooError,
     CheckpointError,
     ChecksumError,
     HubAuthError,
@@ -33,7 +36,7 @@ from avb_zoo.errors import (
     shown,
 )
 from avb_zoo.fileio import is_folder
-from avb_zoo.hub_files import PUSHED, REQUIRED, remove_cached, select_push_files
+from avb_zoo.hub_files import PUSHED, REQUIRED, TEST_DATA_FILES, remove_cached, select_push_files
 from avb_zoo.hub_names import check_repo_id, check_revision
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pulled", "fetch", "pull", "push", "resolve_checked", "resolve_local", "sha256_file"]
 
+logger = logging.getLogger("avb_zoo")
 OFFICIAL_ENDPOINT = "https://huggingface.co"
 CONFIG_FILE = "config.json"
 # When the registry has no hashes for a model (some plugins), these are what a model folder holds.
@@ -59,6 +63,8 @@ class Pulled:
     revision: str | None = None
     commit: str | None = None
     verified: bool = True
+    files: dict[str, str] | None = None  # the sha256 of each file that was checked (the only ones to open)
+    note: str | None = None  # how the name was read, when that needs saying (a bare ORG/NAME taken as a repo)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +76,8 @@ class Pulled:
             "revision": self.revision,
             "commit": self.commit,
             "verified": self.verified,
+            "sha256": dict(self.files) if self.files else None,
+            "note": self.note,
         }
 
 
@@ -224,6 +232,7 @@ def _download(
 ) -> tuple[Path, str]:
     """Download (or find in the cache) every file of ``spec`` at one commit; returns (snapshot folder, commit)."""
     from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     repo_id = spec.hub_repo_id
@@ -251,7 +260,12 @@ def _download(
             for rel in ordered:
                 what = rel
                 # After the first file, the commit it came from: all files match even if the branch moves meanwhile.
-                path = Path(hf_hub_download(filename=rel, revision=root.name if root else revision, **common))
+                try:
+                    path = Path(hf_hub_download(filename=rel, revision=root.name if root else revision, **common))
+                except EntryNotFoundError:
+                    if rel in TEST_DATA_FILES and root is not None:  # published before exports carried test data
+                        continue
+                    raise
                 root = root or _snapshot_root(path, rel)
             assert root is not None
             return root, root.name
@@ -271,9 +285,9 @@ def _shipped(spec: ModelSpec, reason: str) -> Pulled:
     if missing:
         raise CheckpointError(f"the copy of {spec.id} shipped in {folder} lacks {missing}; reinstall avb-zoo")
     verify_files(folder, spec.files, f"the copy of {spec.id} shipped in {folder}", cache=None)
-    return Pulled(
-        spec.id, folder, "shipped", f"the copy shipped with the package ({reason})", spec.hub_repo_id, None, None
-    )
+    detail = f"the copy shipped with the package ({reason})"
+    files = dict(spec.files) if spec.files else None
+    return Pulled(spec.id, folder, "shipped", detail, spec.hub_repo_id, None, None, bool(spec.files), files)
 
 
 def fetch(
@@ -283,14 +297,25 @@ def fetch(
     offline: bool = False,
     progress: bool = True,
 ) -> Pulled:
-    """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy)."""
+    """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy).
+
+    ``model_id`` is a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``, or ``ORG/NAME`` where no
+    registered namespace is called ORG; see ``avb_zoo.model_ref``). With an explicit ``revision`` the copy
+    the package ships never stands in: it is the catalogue's pinned files, not that revision.
+    """
+    from avb_zoo.model_ref import HubRef, resolve_name
     from avb_zoo.registry import spec as find_spec
 
-    spec = find_spec(model_id)
     if revision is not None:
         check_revision(revision)
+    name = model_id if not isinstance(model_id, str) else resolve_name(model_id)
+    if isinstance(name, HubRef):
+        from avb_zoo.hub_repo import fetch_repo
+
+        return fetch_repo(name, revision=revision, cache_dir=cache_dir, offline=offline, progress=progress)
+    spec = find_spec(name)
     if spec.hub_repo_id is None:
-        if spec.local_dir is not None:
+        if spec.local_dir is not None and revision is None:
             return _shipped(spec, "it has no Hub repo")
         raise HubNotFound(f"{spec.id} has no Hub repo and the package ships no copy of it")
     repo_id = check_repo_id(spec.hub_repo_id)
@@ -314,8 +339,13 @@ def fetch(
         try:
             located = _download(spec, rev, cache, endpoint, local_only=True, progress=progress)
         except _Unreachable:
-            if spec.local_dir is not None:
+            if spec.local_dir is not None and revision is None:
                 return _shipped(spec, f"{unreachable}, and the cache {cache} has no copy")
+            if revision is not None:
+                raise HubUnreachable(
+                    f"cannot pull {spec.id} at revision {shown(revision)}: {unreachable} and the cache {cache} has no "
+                    "copy of it (the copy shipped with avb-zoo is the catalogue's pinned files, not that revision)"
+                ) from None
             raise HubUnreachable(
                 f"cannot pull {spec.id} ({repo_id}@{rev}): {unreachable}, the cache {cache} has no copy and the "
                 "package ships none" + ("; pull it once online" if offline else "")
@@ -331,7 +361,8 @@ def fetch(
         source, where = "cache", f"the local cache, {repo_id} at commit {commit} ({unreachable})"
     if not spec.files:
         where += "; no sha256 in the registry, files not verified"
-    return Pulled(spec.id, folder, source, where, repo_id, rev, commit, bool(spec.files))
+    files = dict(spec.files) if spec.files else None
+    return Pulled(spec.id, folder, source, where, repo_id, rev, commit, bool(spec.files), files)
 
 
 def pull(
@@ -354,6 +385,61 @@ def resolve_local(
     return resolve_checked(id_or_dir, revision, cache_dir, offline)[0]
 
 
+def _matches(folder: Path, files: dict[str, str], root: Path) -> bool:
+    """Whether ``folder`` holds every catalogued file (test data may be absent) with the catalogue's sha256,
+    each a file whose real path lies inside ``root`` (no link leads the read out of it)."""
+    for rel, want in files.items():
+        path = folder / rel
+        if not path.exists():
+            if rel in TEST_DATA_FILES:
+                continue
+            return False
+        real = Path(os.path.realpath(path))
+        if not (real.is_relative_to(root) and real.is_file()) or sha256_file(real) != want:
+            return False
+    return True
+
+
+def _catalogue_copy(name: str, cache_dir: str | Path | None) -> Pulled | None:
+    """A local copy of a catalogue model whose files all match the catalogue's sha256, or None.
+
+    The catalogue pins every file by its hash, so such a copy is the model itself: commands that only use a
+    model (sample, encode, eval, load) then need no request to the Hub, and no import of its client, which
+    keeps them as fast by id as by folder. ``pull`` still asks the Hub. The cache is preferred to the copy the
+    package ships; a copy that does not match is left for ``fetch`` to report or replace.
+    """
+    from avb_zoo.model_ref import HubRef, resolve_name
+    from avb_zoo.registry import spec as find_spec
+
+    try:
+        resolved = resolve_name(name)
+        if isinstance(resolved, HubRef):
+            return None
+        spec = find_spec(resolved)
+    except AVBZooError:
+        return None  # fetch raises the same error with its own context
+    if not spec.files or spec.hub_repo_id is None:
+        return None
+    cache = hub_cache_dir(cache_dir)
+    rev = spec.hub_revision or "main"
+    repo_dir = cache / ("models--" + spec.hub_repo_id.replace("/", "--"))
+    commit = rev if re.fullmatch(r"[0-9a-f]{40}", rev) else None
+    ref = repo_dir / "refs" / rev
+    if commit is None and ref.is_file() and not ref.is_symlink():
+        commit = ref.read_text(encoding="ascii", errors="replace").strip()[:64]
+    root = Path(os.path.realpath(cache))
+    if commit and re.fullmatch(r"[0-9a-f]{40}", commit):
+        folder = repo_dir / "snapshots" / commit
+        if folder.is_dir() and _matches(folder, spec.files, root):
+            where = f"the local cache, {spec.hub_repo_id} at commit {commit}: every file matches the catalogue's sha256"
+            return Pulled(spec.id, folder, "cache", where, spec.hub_repo_id, rev, commit, True, dict(spec.files))
+    local = spec.local_dir
+    if local is not None and local.is_dir() and _matches(local, spec.files, Path(os.path.realpath(local))):
+        where = "the copy shipped with the package: every file matches the catalogue's sha256"
+        return Pulled(spec.id, local, "shipped", where, spec.hub_repo_id, None, None, True, dict(spec.files))
+    return None
+
+
 def resolve_checked(
     id_or_dir: str | Path,
     revision: str | None = None,
@@ -374,14 +460,17 @@ def resolve_checked(
     text = str(id_or_dir)
     if isinstance(id_or_dir, Path) or text.startswith((".", "/", "~")):
         raise CheckpointError(f"{text} is not a model folder (no such directory)")
-    from avb_zoo.registry import spec as find_spec
-
+    if revision is None:
+        local = _catalogue_copy(text, cache_dir)
+        if local is not None:
+            return local.folder, dict(local.files or {})
     try:
         pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
-    except ModelNotFound as err:
+    except (ModelNotFound, HubNotFound, HubUnreachable) as err:
         raise type(err)(f"{err} ({shown(text)} is not a folder either)") from None
-    files = find_spec(text).files
-    return pulled.folder, (dict(files) if pulled.verified and files else None)
+    if pulled.note:
+        logger.warning("%s", pulled.note)
+    return pulled.folder, (dict(pulled.files) if pulled.verified and pulled.files else None)
 
 
 # --------------------------------------------------------------------------------------------- pushing
@@ -411,8 +500,10 @@ def push(
     HF_TOKEN or the stored login; ``revision`` is a branch, created from main when it does not exist.
     """
     from avb_zoo import __version__
-    from avb_zoo.model_card import read_metrics_file, render_model_card
+    from avb_zoo.card_images import sample_grid_png
+    from avb_zoo.model_card import SAMPLE_GRID, read_metrics_file, render_model_card
     from avb_zoo.model_io import load
+    from avb_zoo.provenance import read_training_record
 
     check_repo_id(repo_id)
     if revision is not None:
@@ -421,7 +512,11 @@ def push(
     model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree
     metrics = read_metrics_file(files["metrics.json"]) if "metrics.json" in files else {}
     hashes = {rel: sha256_file(path) for rel, path in files.items()}
-    card = render_model_card(model.config, metrics, repo_id, hashes)
+    training = read_training_record(Path(folder)) if "training.json" in files else {}
+    picture = sample_grid_png(Path(folder), model.config, model, "onnx/sampler.onnx" in files)
+    if picture is not None:
+        hashes[SAMPLE_GRID] = hashlib.sha256(picture).hexdigest()
+    card = render_model_card(model.config, metrics, repo_id, hashes, training=training)
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -429,6 +524,8 @@ def push(
     api = HfApi(endpoint=url, token=token, library_name="avb-zoo", library_version=__version__)
     operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
+    if picture is not None:
+        operations.append(CommitOperationAdd(path_in_repo=SAMPLE_GRID, path_or_fileobj=picture))
     message = commit_message or f"Upload {model.config.get('id') or 'model'} with avb-zoo {__version__}"
     what = "the commit"
     try:

@@ -15,13 +15,38 @@ from pathlib import Path
 from avb_zoo.errors import CheckpointError
 
 REQUIRED = ("config.json", "model.safetensors")
-OPTIONAL = ("adversary.safetensors", "metrics.json")
+OPTIONAL = ("adversary.safetensors", "metrics.json", "training.json")
 ONNX_DIR = "onnx"
 # The graphs and report of runtime.conventions, named here so that the hub needs neither numpy nor onnxruntime.
-GRAPH_FILES = ("onnx/encoder.onnx", "onnx/moments.onnx", "onnx/decoder.onnx", "onnx/sampler.onnx")
+GRAPH_FILES = (
+    "onnx/encoder.onnx",
+    "onnx/moments.onnx",
+    "onnx/decoder.onnx",
+    "onnx/sampler.onnx",
+    "onnx/posterior.onnx",
+)
 REPORT = "onnx/verification.json"
+# graph -> (inputs, outputs), as runtime.conventions.GRAPHS counts them: fixes the test data files a graph has.
+_GRAPH_IO = {"encoder": (2, 1), "moments": (1, 2), "decoder": (1, 1), "sampler": (1, 1), "posterior": (1, 1)}
+
+
+TEST_DATA_ROOT = f"{ONNX_DIR}/test_data"
+
+
+def test_data_dir(graph: str) -> str:
+    """Where a graph's fixed inputs and expected outputs live (the ONNX model zoo's test_data_set layout)."""
+    return f"{TEST_DATA_ROOT}/{graph}/test_data_set_0"
+
+
+TEST_DATA_FILES = tuple(
+    f"{test_data_dir(graph)}/{kind}_{i}.pb"
+    for graph, (n_in, n_out) in _GRAPH_IO.items()
+    for kind, n in (("input", n_in), ("output", n_out))
+    for i in range(n)
+)
 # Every file a push may upload (README.md is the model card push generates itself, never a file of the folder).
-PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT)
+INT8_FILES = ("onnx/sampler-int8.onnx", "onnx/sampler-int8.json")  # optional, with its measured error
+PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES, *INT8_FILES)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -65,7 +90,7 @@ def select_push_files(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
     extra = [*folder.iterdir(), *(onnx.iterdir() if onnx.is_dir() and not onnx.is_symlink() else [])]
     for path in sorted(extra):
         rel = path.relative_to(folder).as_posix()
-        if rel in files or rel in skipped or (rel == ONNX_DIR and not path.is_symlink()):
+        if rel in files or rel in skipped or (rel in (ONNX_DIR, TEST_DATA_ROOT) and not path.is_symlink()):
             continue
         skipped[rel] = "a symbolic link" if path.is_symlink() else "not a file the zoo defines"
     missing = [rel for rel in REQUIRED if rel not in files]

@@ -2,7 +2,7 @@
 
 The arguments become a torchrun command line (``--standalone`` on one machine; ``--rdzv-backend c10d`` and
 ``--rdzv-endpoint HOST:PORT`` across machines), parsed and run by ``torch.distributed.run`` itself; each
-worker runs ``python -m avb_zoo.train`` (or ``avb_zoo.eval``). What torchrun reports as an exception (a
+worker runs ``python -m avb_zoo.training`` (or ``avb_zoo.evaluation``). What torchrun reports as an exception (a
 failed worker, a rendezvous that timed out) becomes one :class:`LaunchError` line.
 """
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -23,43 +22,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from avb_zoo.config_file import FORMAT_VERSION, check_keys, suggestion
+from avb_zoo.config_file import suggestion
 from avb_zoo.errors import ConfigError, shown
+from avb_zoo.model_config import FORMAT_VERSION, METHODS, _check_value, validate_config  # noqa: F401
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
 from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
+from avb_zoo.pretrained import PretrainedMixin
 from avb_zoo.rng import keyed_generator
 
-METHODS = ("avb", "avb-ac", "vae")
 MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against configs that would exhaust memory
-MAX_INT = 1 << 20
-MAX_LIST = 64
 COMMON_FIELDS = ("x_dim", "latent_dim", "image_shape")
 BASIS_MOMENT_DRAWS = 65536  # noise draws behind a model's estimate of its basis-vector moments
 BASIS_MOMENT_KEY = "ac-basis-moments"  # the key of the generator they are drawn from
-
-
-def _check_value(where: str, value: Any) -> None:
-    """Only JSON scalars and short lists of them, integers in a sane range."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, int):
-        if not 0 <= value <= MAX_INT:
-            raise ConfigError(f"{where} = {value} is out of range (0 to {MAX_INT})")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} = {value} is not a finite number")
-        return
-    if isinstance(value, list | tuple):
-        if len(value) > MAX_LIST:
-            raise ConfigError(f"{where} has {len(value)} entries (at most {MAX_LIST})")
-        for i, item in enumerate(value):
-            if isinstance(item, list | tuple | dict):
-                raise ConfigError(f"{where}[{i}] must be a number, string or boolean")
-            _check_value(f"{where}[{i}]", item)
-        return
-    raise ConfigError(f"{where} has unsupported type {type(value).__name__}")
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -129,55 +104,19 @@ def _construct(role: str, cls: type, kwargs: dict) -> nn.Module:
         raise ConfigError(f"{role} cannot be built from its settings: {err}") from None
 
 
-def validate_config(config: Any) -> dict[str, Any]:
-    """Check a configuration's structure and types; returns a normalised deep copy."""
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"a model configuration must be a JSON object, got {type(config).__name__}")
-    check_keys(config, "the model configuration")
-    cfg = copy.deepcopy(dict(config))
-    version = cfg.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise ConfigError(f"format_version {shown(version)} is not supported (this avb-zoo reads {FORMAT_VERSION})")
-    cfg["format_version"] = FORMAT_VERSION
-    if cfg.get("method") not in METHODS:
-        raise ConfigError(f"method = {shown(cfg.get('method'))}; choose one of {list(METHODS)}")
-    for key in ("latent_dim", "x_dim"):
-        value = cfg.get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{key} must be an integer, got {shown(value)}")
-        _check_value(key, value)
-    if cfg["latent_dim"] < 1:
-        raise ConfigError("latent_dim must be at least 1")
-    shape = cfg.get("image_shape")
-    if shape is not None:
-        if not (isinstance(shape, list | tuple) and len(shape) == 3 and all(isinstance(s, int) for s in shape)):
-            raise ConfigError(f"image_shape must be [channels, height, width], got {shown(shape)}")
-        _check_value("image_shape", shape)
-        if math.prod(shape) != cfg["x_dim"]:
-            raise ConfigError(f"image_shape {list(shape)} does not hold x_dim = {cfg['x_dim']} values")
-        cfg["image_shape"] = list(shape)
-    needs_adversary = cfg["method"] != "vae"
-    if needs_adversary and not cfg.get("adversary"):
-        raise ConfigError(f"method {shown(cfg['method'])} needs an adversary")
-    if not needs_adversary:
-        cfg["adversary"] = None
-    data = cfg.get("data", {})
-    if not isinstance(data, Mapping):
-        raise ConfigError("data must be a table")
-    return cfg
-
-
-class AVBModel(nn.Module):
+class AVBModel(PretrainedMixin, nn.Module):
     """Encoder + decoder (+ adversary): the object every other part of avb-zoo works with.
 
     ``encode`` draws its own noise (or takes ``eps``), ``decode_logits`` gives Bernoulli logits,
     ``encoder_moments`` gives the mean and variance of q(z|x) where the encoder has them.
+    ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` follow huggingface_hub's conventions.
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
         cfg = validate_config(config)
         self.config = cfg
+        self.source: str | None = None  # the folder or id it was loaded from (None: built here)
         common = {"x_dim": cfg["x_dim"], "latent_dim": cfg["latent_dim"]}
         if cfg.get("image_shape") is not None:
             common["image_shape"] = cfg["image_shape"]
@@ -248,9 +187,18 @@ class AVBModel(nn.Module):
         """-log p(x|z) per example [B]."""
         return self.decoder.nll(x, z)
 
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities sigmoid(logits(z)) for z ~ p(z)."""
+        """Pixel probabilities sigmoid(logits(z)) for z ~ p(z): for people, so detached (no autograd graph)."""
         return torch.sigmoid(self.decode_logits(self.sample_prior(n, generator)))
+
+    def extra_repr(self) -> str:
+        """The model's id, method, sizes, parameter count and where it was loaded from (before its parts)."""
+        n = sum(p.numel() for p in self.parameters())
+        parts = [f"id={self.config.get('id')!r}", f"method={self.method!r}", f"x_dim={self.x_dim}"]
+        parts += [f"latent_dim={self.latent_dim}", f"parameters={n:,}"]
+        parts += [f"adversary={'yes' if self.adversary is not None else 'no'}", f"source={self.source!r}"]
+        return ", ".join(parts)
 
     def encoder_moments(
         self, x: torch.Tensor, n_noise: int | None = None, generator: torch.Generator | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import ConfigError
 
+SAMPLE_GRID = "samples.png"  # the picture push generates and the card shows
 MAX_METRICS_BYTES = 1 << 20  # a metrics file is a few hundred bytes
 LIBRARY_NAME = "avb-zoo"
 # The Hub dataset ids of the data sets recipes train on (toy and Eight Schools have none).
@@ -85,8 +86,37 @@ def metric_errors(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _ais_protocol(metrics: dict[str, Any]) -> dict[str, Any]:
+    protocol = metrics.get("protocol")
+    ais = protocol.get("ais") if isinstance(protocol, dict) else None
+    if not isinstance(ais, dict):
+        return {}
+    keys = ("steps", "chains", "leapfrog_steps", "schedule", "q0")
+    out = {k: ais[k] for k in keys if isinstance(ais.get(k), str | int | float)}
+    if isinstance(protocol.get("n_test"), int):
+        out["n_test"] = protocol["n_test"]
+    return out
+
+
+def metric_name(name: str, metrics: dict[str, Any]) -> str:
+    """What a metric is, in words a reader of the card needs (an estimate is never called a bound)."""
+    ais = _ais_protocol(metrics)
+    if name == "log_likelihood":
+        how = f", {ais['steps']} steps x {ais['chains']} chains" if {"steps", "chains"} <= set(ais) else ""
+        return f"AIS log-likelihood (nats{how})"
+    if name.endswith("_estimate"):
+        return f"{name.removesuffix('_estimate').upper()} estimate from the adversary (an estimate, not a bound)"
+    return {
+        "exact_log_likelihood": "exact log-likelihood (quadrature)",
+        "reconstruction_error": "reconstruction error (-log p(x|z), nats)",
+        "elbo": "ELBO (a lower bound, analytic KL)",
+        "iw_bound": "importance-weighted bound (a lower bound)",
+        "kl": "KL(q(z|x) || p(z)) (analytic)",
+    }.get(name, name)
+
+
 def card_metadata(config: dict[str, Any], metrics: dict[str, Any], repo_id: str, has_onnx: bool) -> dict[str, Any]:
-    """The YAML header: library_name, license, tags, datasets, metrics and (with a data set) model-index."""
+    """The YAML header: library_name, license, tags, datasets, metrics and model-index (one result per metric)."""
     method = str(config.get("method", ""))
     data = str((config.get("data") or {}).get("name", ""))
     tags = ["avb-zoo", *METHOD_TAGS.get(method, []), "variational-inference", "generative-model", "pytorch"]
@@ -97,8 +127,14 @@ def card_metadata(config: dict[str, Any], metrics: dict[str, Any], repo_id: str,
     values = metric_values(metrics)
     if values:
         meta["metrics"] = sorted(values)
-    if values and data in HUB_DATASETS:
-        results = [{"type": k, "name": k, "value": v} for k, v in sorted(values.items())]
+    if values and data in HUB_DATASETS:  # model-index needs a dataset the Hub knows
+        ais = _ais_protocol(metrics)
+        results = []
+        for key, value in sorted(values.items()):
+            entry: dict[str, Any] = {"type": key, "name": metric_name(key, metrics), "value": value}
+            if key == "log_likelihood" and ais:
+                entry["config"], entry["args"] = "ais", ais
+            results.append(entry)
         meta["model-index"] = [
             {
                 "name": repo_id.split("/")[-1],
@@ -149,6 +185,7 @@ def render_model_card(
     files: dict[str, str],
     description: str = "",
     provenance: str = "",
+    training: dict[str, Any] | None = None,
 ) -> str:
     """README.md text for a model repo; ``files`` maps each pushed file to its sha256.
 
@@ -202,15 +239,30 @@ def render_model_card(
             lines += ["", "<details><summary>Protocol</summary>", "", "```json", json.dumps(protocol, indent=2)]
             lines += ["```", "", "</details>"]
         lines += [""]
-    lines += ["## Usage", "", "```python", "from huggingface_hub import snapshot_download", "import avb_zoo", ""]
-    lines += [f'model = avb_zoo.load(snapshot_download("{repo_id}"))  # torch model, eval mode']
-    lines += ["probs = model.sample(16)  # pixel probabilities of 16 samples from the prior", "```", ""]
-    if model_id:
-        lines += ["From the zoo's catalogue (files checked against their sha256):", "", "```bash"]
-        lines += [f"avb-zoo pull {model_id}", "```", ""]
+    if SAMPLE_GRID in files:
+        lines += ["## Samples", "", f"![samples from the prior]({SAMPLE_GRID})", ""]
+        lines += ["Pixel probabilities of 64 draws z ~ N(0, I), seed 0.", ""]
+    lines += ["## Usage", "", "With onnxruntime alone (no torch):", "", "```python"]
+    lines += ["from avb_zoo.runtime import Sampler"]
+    lines += ["", f'sampler = Sampler("hf-hub:{repo_id}")  # files checked against the Hub\'s sha256']
+    lines += ["probs = sampler.sample(16, seed=0)  # [16, x_dim] pixel probabilities", "```", ""]
     if has_onnx:
-        lines += ["The ONNX graphs in `onnx/` run with onnxruntime alone; noise is an input, so results are"]
-        lines += ["reproducible: `avb-zoo encode` and `avb-zoo sample` wrap them.", ""]
+        lines += ["or with onnxruntime itself, from the files of this repo:", "", "```python"]
+        lines += ["import numpy as np, onnxruntime as ort", "", 'session = ort.InferenceSession("onnx/sampler.onnx")']
+        lines += [f"z = np.random.default_rng(0).standard_normal((16, {config.get('latent_dim')}), dtype=np.float32)"]
+        lines += ['probs = session.run(None, {"z": z})[0]', "```", ""]
+    lines += ["With torch:", "", "```python", "from avb_zoo import AVBModel", ""]
+    lines += [f'model = AVBModel.from_pretrained("{repo_id}")  # eval mode, files sha256-checked']
+    lines += ["probs = model.sample(16)  # pixel probabilities of 16 samples from the prior", "```", ""]
+    lines += ["From the command line:", "", "```bash", f"avb-zoo sample hf-hub:{repo_id} -n 64 --out samples.png"]
+    lines += [f"avb-zoo verify hf-hub:{repo_id}  # the ONNX graphs against their test data"] if has_onnx else []
+    lines += [f"avb-zoo pull {model_id}  # from the zoo's catalogue" if model_id else "", "```", ""]
+    if training:
+        lines += ["## Training", "", "```bash", str(training.get("command", "-")), "```", ""]
+        seconds = training.get("seconds")
+        took = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
+        lines += [f"Device: {training.get('device', '-')} ({training.get('machine', '-')}); {took} for "]
+        lines += [f"{training.get('steps', '-')} steps.", ""]
     lines += ["## Files", "", "| file | sha256 |", "|---|---|"]
     lines += [f"| `{p}` | `{h}` |" for p, h in sorted(files.items())] + [""]
     return "\n".join(lines)

@@ -105,15 +105,32 @@ def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups:
             parts[g].load_state_dict(sub, strict=True)
 
 
-def load(path: str | Path, device: str | torch.device | None = None, with_adversary: bool = True) -> AVBModel:
-    """The model stored in a folder (config.json + model.safetensors [+ adversary.safetensors]), in eval mode.
+def load(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    with_adversary: bool = True,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> AVBModel:
+    """The model a folder, a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``) names, in eval mode.
 
+    It takes what ``runtime.Sampler`` takes. For an id only files whose sha256 was checked are opened.
     Without adversary.safetensors (or with ``with_adversary=False``) the model's ``adversary`` is None: what
     needs it (AVB's ELBO estimate, going on training) says so.
     """
-    folder = Path(path)
+    folder = Path(path).expanduser()
+    source = str(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"{folder} is not a model folder")
+        if isinstance(path, Path) or str(path).startswith((".", "/", "~")) or folder.exists():
+            raise CheckpointError(f"{folder} is not a model folder")
+        from avb_zoo.hub import resolve_checked
+
+        folder, hashes = resolve_checked(str(path), revision, cache_dir, offline)
+        source = str(path)
+        if hashes is not None and ADVERSARY_FILE not in hashes:
+            with_adversary = False  # a file nobody vouched for is not opened
     try:
         model = AVBModel(read_config(folder))
     except ConfigError as err:
@@ -127,6 +144,7 @@ def load(path: str | Path, device: str | torch.device | None = None, with_advers
             load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
         else:
             model.adversary = None
+    model.source = source
     if device is not None:
         model.to(device)
     return model.eval()

@@ -4,8 +4,9 @@ Ids are ``[namespace/]name-vN``. The catalogue (``models/<name>.toml``) fills th
 third-party packages add models through the entry-point group ``avb_zoo.models`` (the entry-point name is
 their namespace; a failing plugin is skipped with a warning), and ``"module:name-vN"`` imports ``module``
 first so that it can register itself. An id without a version means the latest one; asking for an older
-version than the latest works but warns. The id (plus the Hub revision) alone fixes architecture and
-weights: ``make``'s keyword arguments may only change where and how the model runs.
+version than the latest works but warns. The registry only names and describes models: building one (``make``) lives in
+``avb_zoo.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps ``_registry``, ``_factory`` and
+``_hub`` apart; this module imports neither.
 
 Importing this module is cheap (no torch); the catalogue and plugins are read lazily.
 """
@@ -27,8 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avb_zoo.errors import (
-    AVBZooError,
-    CheckpointError,
     ConfigError,
     InvalidRepoId,
     ModelNotFound,
@@ -50,7 +49,6 @@ __all__ = [
     "ModelSpec",
     "ModelDeprecationWarning",
     "PluginWarning",
-    "make",
     "namespace",
     "parse_model_id",
     "pprint_registry",
@@ -66,8 +64,6 @@ DEFAULT_ENTRY_POINT = "avb_zoo.registry:avb_model"
 ID_RE = re.compile(
     r"^(?:(?P<namespace>[A-Za-z0-9_][\w.-]*)/)?(?P<name>[A-Za-z0-9_][\w.-]*?)(?:-v(?P<version>\d+))?$", re.ASCII
 )
-# make()'s keyword arguments: where and how the model runs, or where its files come from; never what it is.
-RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "offline")
 
 
 class ModelDeprecationWarning(DeprecationWarning):
@@ -153,6 +149,9 @@ class ModelSpec:
         return self.hub_repo_id is not None or self.local_dir is not None
 
     def make(self, **kwargs: Any) -> nn.Module:
+        """``avb_zoo.make(self, **kwargs)``: construction lives in ``avb_zoo.factory``, not in the registry."""
+        from avb_zoo.factory import make
+
         return make(self, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,7 +329,7 @@ def register(
     entry = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
     config = copy.deepcopy(kwargs or {})
     if entry == DEFAULT_ENTRY_POINT:
-        from avb_zoo.model import validate_config
+        from avb_zoo.model_config import validate_config
 
         try:
             config = validate_config({**config, "id": config.get("id", id)})
@@ -439,7 +438,10 @@ def resolution_note(model_id: str) -> str | None:
             return None
     except ModelNotFound:
         return None
-    return f"{bare} means {spec(model_id).id} (its latest version)"
+    try:
+        return f"{bare} means {spec(model_id).id} (its latest version)"
+    except ModelNotFound:  # not a catalogue id (a Hub repo, or a mistake the command itself will name)
+        return None
 
 
 def all_specs() -> list[ModelSpec]:
@@ -493,93 +495,3 @@ def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any
     if not callable(obj):
         raise RegistrationError(f"entry point {shown(entry_point)} is not callable")
     return obj
-
-
-def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
-    extra = sorted(set(kwargs) - set(RUNTIME_KWARGS))
-    if extra:
-        raise ConfigError(
-            f"make({shown(model_id)}) got {', '.join(extra)}: the id and its revision fix the architecture and "
-            "weights, "
-            f"so make takes only {', '.join(RUNTIME_KWARGS)} (train a new model id to change the rest)"
-        )
-
-
-def _dtype(value: Any) -> Any:
-    import torch
-
-    if value is None or isinstance(value, torch.dtype):
-        return value
-    found = getattr(torch, str(value), None)
-    if not isinstance(found, torch.dtype) or not found.is_floating_point:
-        raise ConfigError(f"dtype {shown(value)} is not a torch floating-point dtype (e.g. float32, float64)")
-    return found
-
-
-def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
-    """Copy the weights of a model folder into ``model``, strictly (every mismatch is named)."""
-    from avb_zoo.fileio import read_safetensors
-    from avb_zoo.model import AVBModel
-    from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
-
-    if isinstance(model, AVBModel):
-        stored = read_config(folder)
-        if stored != model.config:
-            differ = sorted(k for k in set(stored) | set(model.config) if stored.get(k) != model.config.get(k))
-            raise ConfigError(
-                f"{folder / 'config.json'} does not describe {model_spec.id} (fields {differ} differ from the registry)"
-            )
-        tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
-        load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
-        # a catalogue with hashes vouches only for the files it lists: an extra file in the cache is not read
-        listed = not model_spec.files or ADVERSARY_FILE in model_spec.files
-        if model.adversary is not None and listed and (folder / ADVERSARY_FILE).is_file():
-            adv, _ = read_safetensors(folder / ADVERSARY_FILE)
-            load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
-        return
-    tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit {model_spec.id}: {err}") from None
-
-
-def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
-    """The torch model of ``model_id`` with its published weights, in eval mode.
-
-    Keyword arguments: ``device``, ``dtype`` (where and how it runs), ``pretrained=False`` (fresh
-    initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (passed to ``pull``).
-    Anything else raises: it would change what the id means.
-    """
-    model_spec = spec(model_id)
-    _check_runtime_kwargs(model_spec.id, kwargs)
-    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
-    creator = load_entry_point(model_spec.entry_point)
-    try:
-        model = creator(**copy.deepcopy(model_spec.kwargs))
-    except AVBZooError:
-        raise
-    except Exception as err:  # a plugin's constructor: name the id
-        raise RegistrationError(f"{model_spec.id}: its entry point failed: {type(err).__name__}: {err}") from err
-    if kwargs.get("pretrained", True):
-        if not model_spec.has_weights:
-            raise CheckpointError(
-                f"{model_spec.id} has no published weights (no [hub] entry); train it with `avb-zoo train "
-                f"{model_spec.id}`, or pass pretrained=False for a freshly initialised model"
-            )
-        from avb_zoo.hub import fetch
-
-        pulled = fetch(
-            model_spec,
-            revision=kwargs.get("revision"),
-            cache_dir=kwargs.get("cache_dir"),
-            offline=bool(kwargs.get("offline", False)),
-        )
-        load_weights(model, pulled.folder, model_spec)
-    if device is not None:
-        from avb_zoo.training.device import resolve_device
-
-        device = resolve_device(str(device))
-    if device is not None or dtype is not None:
-        model.to(device=device, dtype=dtype)
-    return model.eval()

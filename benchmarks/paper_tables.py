@@ -88,20 +88,16 @@ def toy_table(folders: list[str], settings: EvalSettings, from_file: bool) -> No
 
 
 def eight_schools_table(folder: str, seed: int) -> None:
-    import numpy as np
 
     sys.path.insert(0, str(HERE / "eight_schools"))
     import compare  # benchmarks/eight_schools/compare.py
 
-    reference = compare.parameters(np.loadtxt(compare.REFERENCE, delimiter=","))
-    methods = {
-        "avb_ac": compare.parameters(compare.avb_draws(folder, 50_000, seed)),
-        "mean_field": compare.parameters(compare.mean_field_draws(50_000, seed, 10_000)),
-    }
-    rows = {r["parameter"]: r for r in compare.compare(methods, reference)}
-    print(f"\nEight Schools: distance of marginals to NUTS (AVB+AC trained {trained_steps(Path(folder))} steps)")
+    variant, _, _, table = compare.measure(folder, 50_000, seed, 10_000)
+    rows = {r["parameter"]: r for r in table}
+    steps = trained_steps(Path(folder))
+    print(f"\nEight Schools ({variant} model): distance of marginals to NUTS (AVB+AC trained {steps} steps)")
     print(f"{'parameter':<10}{'W1 AVB+AC':>10}{'W1 MFVI':>10}{'floor':>8}{'E AVB+AC':>10}{'E MFVI':>10}{'floor':>8}")
-    for name in ("mu", "tau", "log_tau"):
+    for name in ("mu", "tau", "abs_tau" if variant == "paper" else "log_tau"):
         r = rows[name]
         print(
             f"{name:<10}{r['avb_ac_w1']:>10.3f}{r['mean_field_w1']:>10.3f}{r['floor_w1']:>8.3f}"

@@ -19,6 +19,7 @@ import torch
 import avb_zoo
 from avb_zoo.errors import ExportError, shown
 from avb_zoo.fileio import atomic_write_bytes, atomic_write_json, is_folder
+from avb_zoo.hub_files import TEST_DATA_FILES, TEST_DATA_ROOT
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import WEIGHTS_FILE, load
 from avb_zoo.runtime.conventions import (
@@ -33,6 +34,7 @@ from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
 
 from .graphs import GraphSpec, graph_specs
 from .onnx_graphs import DEFAULT_OPSET, stamp, to_onnx
+from .test_data import test_data_files
 from .verify import DEFAULT_ATOL, DEFAULT_BATCHES, check_parity
 
 VERSION_SUFFIX = re.compile(r"-v(\d+)$")
@@ -78,6 +80,8 @@ def _remove_outputs(onnx_dir: Path) -> None:
     for name in GRAPHS:
         (onnx_dir.parent / graph_file(name)).unlink(missing_ok=True)
     (onnx_dir / REPORT_FILE).unlink(missing_ok=True)
+    for rel in TEST_DATA_FILES:
+        (onnx_dir.parent / rel).unlink(missing_ok=True)
 
 
 def _check_onnx_dir(out: Path) -> None:
@@ -85,6 +89,9 @@ def _check_onnx_dir(out: Path) -> None:
     onnx_dir = out / ONNX_DIR
     if onnx_dir.is_symlink():
         raise ExportError(f"{onnx_dir} is a symbolic link; export writes only inside the model folder: remove it")
+    tests = out / TEST_DATA_ROOT
+    if tests.is_symlink() or any((tests / g).is_symlink() for g in GRAPHS):
+        raise ExportError(f"{tests} (or a folder in it) is a symbolic link; export writes only inside the model folder")
     if onnx_dir.exists() and not onnx_dir.is_dir():
         raise ExportError(f"{onnx_dir} exists and is not a folder; remove it or choose another --out")
     if onnx_dir.exists() and not Path(os.path.realpath(onnx_dir)).is_relative_to(os.path.realpath(out)):
@@ -148,6 +155,8 @@ def export_model(
                 )
             path = out / graph_file(spec.name)
             files[path] = data
+            tests = test_data_files(spec)
+            files.update({out / rel: blob for rel, blob in tests.items()})
             graphs[spec.name] = {
                 "file": graph_file(spec.name),
                 "sha256": hashlib.sha256(data).hexdigest(),
@@ -155,6 +164,7 @@ def export_model(
                 "inputs": {name: ["batch", spec.sizes[name]] for name in spec.inputs},
                 "outputs": list(spec.outputs),
                 "max_abs_diff": worst,
+                "test_data": {rel: hashlib.sha256(blob).hexdigest() for rel, blob in sorted(tests.items())},
                 "checks": checks,
                 "metadata": meta,
             }
@@ -175,6 +185,9 @@ def export_model(
             atomic_write_bytes(path, data)
         for name in skipped:
             (out / graph_file(name)).unlink(missing_ok=True)  # a stale graph from an earlier export
+            for rel in TEST_DATA_FILES:
+                if rel.startswith(f"{TEST_DATA_ROOT}/{name}/"):
+                    (out / rel).unlink(missing_ok=True)
         if write_config:
             atomic_write_json(out / CONFIG_FILE, model.config)
         atomic_write_json(onnx_dir / REPORT_FILE, report)

@@ -39,6 +39,17 @@ class EncoderGraph(nn.Module):
         return self.encoder(x, eps)
 
 
+class PosteriorGraph(nn.Module):
+    """eps -> z for a posterior sampler (x_dim 0): the encoder fed an empty x, so z ~ q(z) as the model draws it."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, eps: torch.Tensor) -> torch.Tensor:
+        return self.encoder(eps.new_zeros(eps.shape[0], 0), eps)
+
+
 class GaussianMomentsGraph(nn.Module):
     """x -> (mu, sigma^2) of the VAE's Gaussian q(z|x): exact."""
 
@@ -115,14 +126,23 @@ class GraphSpec:
 
 
 def _modules(
-    encoder: Encoder | None, decoder: nn.Module, basis: tuple[torch.Tensor, torch.Tensor] | None, fast: bool
+    encoder: Encoder,
+    decoder: nn.Module,
+    basis: tuple[torch.Tensor, torch.Tensor] | None,
+    fast: bool,
+    conditional: bool,
 ) -> dict[str, nn.Module]:
-    """The graph modules over these parts: the reference ones, or (``fast``) the onnxruntime-friendly ones."""
+    """The graph modules over these parts: the reference ones, or (``fast``) the onnxruntime-friendly ones.
+
+    A conditional encoder (x_dim > 0) gives the encoder and moments graphs; one without x, the posterior graph.
+    """
     if fast:
-        encoder = rewrite_activations(copy.deepcopy(encoder)) if encoder is not None else None
+        encoder = rewrite_activations(copy.deepcopy(encoder))
         decoder = rewrite_activations(copy.deepcopy(decoder))
     graphs: dict[str, nn.Module] = {}
-    if encoder is not None:
+    if not conditional:
+        graphs["posterior"] = PosteriorGraph(encoder)
+    else:
         basis_encoder = FastBasisEncoder(encoder) if fast and isinstance(encoder, NoiseBasisEncoder) else encoder
         graphs["encoder"] = EncoderGraph(basis_encoder)
         if isinstance(encoder, GaussianEncoder):
@@ -137,11 +157,16 @@ def _modules(
 
 def graph_specs(model: AVBModel) -> tuple[list[GraphSpec], dict[str, str]]:
     """The graphs this model can give, on eval-mode copies of its parts, and the reasons for those it cannot."""
-    encoder = copy.deepcopy(model.encoder).float().cpu().eval() if model.x_dim > 0 else None
+    conditional = model.x_dim > 0
+    encoder = copy.deepcopy(model.encoder).float().cpu().eval()
     decoder = copy.deepcopy(model.decoder).float().cpu().eval()
     basis = None
     notes: dict[str, dict[str, str]] = {"decoder": {"input.z": Z_CONVENTION}, "sampler": {"input.z": Z_CONVENTION}}
     notes["encoder"] = {"input.x": X_CONVENTION, "input.eps": EPS_CONVENTION}
+    notes["posterior"] = {"input.eps": EPS_CONVENTION, "output.z": "float32 [B, latent_dim], posterior draws"}
+    names = getattr(getattr(decoder, "log_joint", None), "variant", None)
+    if names is not None:  # a model whose decoder is a named joint density (Eight Schools) names z's coordinates
+        notes["posterior"]["parameter_names"] = ",".join(names.param_names)
     notes["moments"] = {"input.x": X_CONVENTION, "moments": "exact mean and variance of the Gaussian q(z|x)"}
     if isinstance(encoder, NoiseBasisEncoder):
         basis = basis_moments(model)
@@ -151,16 +176,18 @@ def graph_specs(model: AVBModel) -> tuple[list[GraphSpec], dict[str, str]]:
             f"{BASIS_MOMENT_DRAWS} noise draws keyed {shown(BASIS_MOMENT_KEY)}), stored as constants; they do not "
             "depend on x"
         )
-    reference = _modules(encoder, decoder, basis, fast=False)
-    exported = _modules(encoder, decoder, basis, fast=True)
+    reference = _modules(encoder, decoder, basis, fast=False, conditional=conditional)
+    exported = _modules(encoder, decoder, basis, fast=True, conditional=conditional)
     sizes = {"x": model.x_dim, "eps": model.noise_dim, "z": model.latent_dim}
     specs = [GraphSpec(name, module, reference[name], sizes, notes[name]) for name, module in exported.items()]
     skipped = {}
     for name in GRAPHS:
         if name in exported:
             continue
-        if encoder is None and name in ("encoder", "moments"):
-            skipped[name] = "the encoder takes no input x (an unconditional sampler)"
+        if not conditional and name in ("encoder", "moments"):
+            skipped[name] = "the encoder takes no input x (a posterior sampler: see the posterior graph)"
+        elif conditional and name == "posterior":
+            skipped[name] = "the encoder takes an input x (see the encoder graph)"
         elif name == "moments":
             skipped[name] = f"{type(encoder).__name__} has no tractable moments"
         else:

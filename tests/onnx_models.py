@@ -48,7 +48,8 @@ def build(name: str):
     from avb_zoo.model import AVBModel
     from avb_zoo.recipes import find_recipe
 
-    config = find_recipe("toy-avb").model if name == "toy" else MNIST_CONFIG
+    configs = {"toy": "toy-avb", "eight-schools": "eight-schools-avb-ac-v2"}
+    config = find_recipe(configs[name]).model if name in configs else MNIST_CONFIG
     gen = torch.Generator().manual_seed(1234)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -74,7 +75,7 @@ def exported(factory: pytest.TempPathFactory, name: str) -> Path:
     folder = factory.mktemp(f"onnx-{name}")
     model = build(name)
     save(model, folder, {"recipe_id": f"test-{name}-v2"})
-    if name == "toy":
+    if name in ("toy", "eight-schools"):
         from avb_zoo.cli import main
         from click.testing import CliRunner
 

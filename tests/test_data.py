@@ -183,7 +183,8 @@ def test_missing_folder_error_names_folder_and_files(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         mnist.load_mnist(root, "train")
     msg = str(info.value)
-    assert str(root) in msg and mnist.TRAIN_IMAGES in msg and "AVB_ZOO_DATA" in msg and "download=True" in msg
+    assert str(root) in msg and mnist.TRAIN_IMAGES in msg and "AVB_ZOO_DATA" in msg
+    assert f"avb-zoo data download mnist --dir {root}" in msg
     assert "\n" not in msg
 
 
@@ -454,3 +455,40 @@ def test_eight_schools_constrain_and_stability() -> None:
     assert torch.isfinite(eight_schools.log_joint(big)).all()
     with pytest.raises(ValueError, match=r"\[\.\.\., 10\]"):
         eight_schools.log_joint(torch.zeros(3, 9))
+
+
+def _ref_paper_log_joint(z: np.ndarray) -> float:
+    """By hand, the authors' notebook model: N(0, 1) priors on mu, tau and eta_j, y / 10 and its sigma."""
+
+    def normal(x: float, m: float, s: float) -> float:
+        return -0.5 * ((x - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+
+    y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
+    sigma = [0.8, 0.5, 0.8, 0.6, 0.5, 0.6, 0.5, 0.4]
+    mu, tau = float(z[0]), float(z[1])
+    total = normal(mu, 0, 1) + normal(tau, 0, 1)
+    for yj, s, e in zip(y, sigma, z[2:], strict=True):
+        total += normal(float(e), 0, 1) + normal(yj / 10, mu + tau * float(e), s)
+    return total
+
+
+def test_eight_schools_paper_variant_matches_by_hand_and_is_symmetric_in_the_sign_of_tau() -> None:
+    z = torch.tensor(_POINTS / 3, dtype=torch.float64)
+    got = eight_schools.variant_log_joint(z, "paper")
+    ref = torch.tensor([_ref_paper_log_joint(p) for p in z.numpy()], dtype=torch.float64)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-10)
+    mirrored = z.clone()
+    mirrored[:, 1:] *= -1  # (tau, eta) -> (-tau, -eta) leaves every theta_j = mu + tau eta_j as it was
+    torch.testing.assert_close(eight_schools.variant_log_joint(mirrored, "paper"), got, rtol=0, atol=1e-12)
+    module = eight_schools.EightSchoolsLikelihood("paper")
+    torch.testing.assert_close(module(z), got)
+    assert eight_schools.VARIANTS["paper"].param_names[:3] == ("mu", "tau", "eta_1")
+    # the posteriordb variant stays what it was
+    torch.testing.assert_close(eight_schools.variant_log_joint(z, "posteriordb"), eight_schools.log_joint(z))
+
+
+def test_eight_schools_unknown_variant_is_refused_by_name() -> None:
+    from avb_zoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown Eight Schools variant 'centred'; known: posteriordb, paper"):
+        eight_schools.EightSchoolsLikelihood("centred")

@@ -2,7 +2,7 @@
 prints, and bad input is refused before any process starts.
 
 Both runs go through the real command in subprocesses (the two-process one through torchrun's agent, whose
-workers run ``python -m avb_zoo.eval``), on a briefly trained toy AVB model with 3 test points in batches of 1:
+workers run ``python -m avb_zoo.evaluation``), on a briefly trained toy AVB model with 3 test points in batches of 1:
 rank 0 evaluates batches 0 and 2, rank 1 batch 1. With the ranks' batches merely concatenated (order 0, 2, 1)
 the sums behind some standard error change in their last bits, so the exact comparison also checks the order.
 """
@@ -133,7 +133,7 @@ def test_good_input_under_nproc_launches_the_module_without_the_launch_options(m
     result = CliRunner().invoke(main, ["eval", str(model), "--nproc", "2", "--ais-steps", "5", "--quiet"])
     assert result.exit_code == 0, result.output
     [(module, argv, settings, what)] = launched
-    assert (module, what, settings.nproc) == ("avb_zoo.eval", "evaluation", 2)
+    assert (module, what, settings.nproc) == ("avb_zoo.evaluation", "evaluation", 2)
     assert argv[0] == str(model) and "--nproc" not in argv and argv[argv.index("--ais-steps") + 1] == "5"
     assert "--quiet" in argv
     assert not (model / METRICS_FILE).exists()

@@ -85,7 +85,7 @@ def test_push_then_pull_into_a_clean_cache_is_identical(
     assert set(repo.commits[commit.parent or ""].files) == {".gitattributes"}
     assert set(commit.files) >= {"config.json", "model.safetensors", "metrics.json", "onnx/decoder.onnx", "README.md"}
     assert commit.files["model.safetensors"].lfs_oid == sha256_file(src / "model.safetensors")
-    assert sum(m == "PUT" for m, _ in hub.server.requests) == 2  # model.safetensors and the ONNX graph via LFS
+    assert sum(m == "PUT" for m, _ in hub.server.requests) == 3  # model.safetensors, the ONNX graph, samples.png
 
     card = hub.api().hf_hub_download("user/big-vae", "README.md", cache_dir=tmp_path / "card")
     text = Path(card).read_text()
@@ -93,7 +93,7 @@ def test_push_then_pull_into_a_clean_cache_is_identical(
     assert meta["library_name"] == "avb-zoo" and meta["datasets"] == ["ylecun/mnist"]
     assert meta["metrics"] == ["test_nll"] and "vae" in meta["tags"] and "onnx" in meta["tags"]
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 91.25
-    assert 'snapshot_download("user/big-vae")' in text and sha256_file(src / "model.safetensors") in text
+    assert 'AVBModel.from_pretrained("user/big-vae")' in text and sha256_file(src / "model.safetensors") in text
 
     _register("user/big-vae", src)
     cache = tmp_path / "clean-cache"

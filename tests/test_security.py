@@ -63,7 +63,13 @@ def test_push_uploads_only_the_zoo_files_inside_the_folder(hub: HubFixture, tmp_
     assert result.exit_code == 0, result.output
     repo = hub.server.repo("user/leak")
     files = repo.commits[repo.branches["main"]].files
-    assert set(files) == {".gitattributes", "config.json", "model.safetensors", "README.md"}
+    assert set(files) == {
+        ".gitattributes",
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "samples.png",
+    }  # grid: generated
     card = Path(hub.api().hf_hub_download("user/leak", "README.md", cache_dir=tmp_path / "card")).read_text()
     assert SECRET not in card and "test_nll" not in card
     assert "skipped metrics.json: a symbolic link" in result.stderr

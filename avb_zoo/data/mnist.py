@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from http.client import HTTPException
@@ -41,6 +42,7 @@ MIRRORS: tuple[str, ...] = (
 )
 
 ENV_VAR = "AVB_ZOO_DATA"
+MIRROR_ENV_VAR = "AVB_ZOO_MNIST_MIRRORS"  # comma-separated base URLs tried instead of MIRRORS (a local mirror)
 SPLITS = ("train", "valid", "test")
 IMAGE_SIZE = 28
 FULL_TRAIN_SIZE = 60_000
@@ -97,6 +99,12 @@ def verify_mnist(root: str | Path | None = None, files: Mapping[str, str] = MNIS
     return checked
 
 
+def default_mirrors() -> tuple[str, ...]:
+    """$AVB_ZOO_MNIST_MIRRORS (comma-separated base URLs) when set, else the canonical MIRRORS."""
+    env = [m.strip() for m in os.environ.get(MIRROR_ENV_VAR, "").split(",") if m.strip()]
+    return tuple(env) or MIRRORS
+
+
 def _url(mirror: str, name: str) -> str:
     return mirror if mirror.endswith(name) else mirror.rstrip("/") + "/" + name
 
@@ -136,7 +144,7 @@ def download_mnist(
     wrong bytes for a file -> ChecksumError; if none could be reached -> DataError. Returns the folder.
     """
     root = resolve_data_dir(root)
-    mirrors = tuple(MIRRORS if mirrors is None else mirrors)
+    mirrors = tuple(default_mirrors() if mirrors is None else mirrors)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -196,7 +204,8 @@ def _ensure_present(root: Path, names: Iterable[str], download: bool) -> None:
         where = "does not exist" if not root.is_dir() else "lacks"
         raise DataError(
             f"MNIST folder {root} {where}: missing {', '.join(missing)}. "
-            f"Set {ENV_VAR} to a folder with the MNIST files, or pass download=True"
+            f"Set {ENV_VAR} to a folder with the MNIST files, or fetch them: "
+            f"avb-zoo data download mnist --dir {shlex.quote(str(root))}"
         )
 
 
@@ -259,6 +268,27 @@ def load_mnist_labels(
         verify_mnist(root, {name: MNIST_MD5[name]})
     labels = _take_split(_read_labels(root / name), split)
     return torch.from_numpy(labels.astype(np.int64))
+
+
+def mnist_digits(root: str | Path | None, split: str, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [count, 28, 28], labels [count]) of one split from index ``start``: test digits for
+    ``encode`` and ``reconstruct`` without hand-written code. A request beyond the split is refused."""
+    if count < 1 or start < 0:
+        raise DataError(f"ask for at least one digit from an index of 0 or more (got -n {count}, --start {start})")
+    root = resolve_data_dir(root)
+    names = [_split_files(split, "images"), _split_files(split, "labels")]
+    _ensure_present(root, names, download=False)
+    images = _take_split(_read_images(root / names[0]), split)
+    if start + count > len(images):
+        raise DataError(
+            f"the {split} split in {root} holds {len(images)} images; -n {count} from --start {start} "
+            f"would need {start + count}"
+        )
+    labels = _take_split(_read_labels(root / names[1]), split)
+    if len(labels) != len(images):
+        raise DataError(f"{root}: the {split} split has {len(images)} images but {len(labels)} labels")
+    window = slice(start, start + count)
+    return images[window].reshape(count, IMAGE_SIZE, IMAGE_SIZE), labels[window]
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

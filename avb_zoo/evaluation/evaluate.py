@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from avb_zoo.evaluation.metrics import (
     q0_description,
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
+from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
 from avb_zoo.fileio import atomic_write_json, is_folder
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
@@ -68,6 +70,7 @@ class EvalSettings:
     elbo_samples: int | None = None  # None: enough for the authors' 25,600 draws in all (at most 1000 each)
     device: str = "cpu"
     data_dir: str | None = None
+    preset: str | None = None  # the named protocol these settings came from (recorded; see presets.py)
 
     def validate(self) -> EvalSettings:
         self.ais.validate()
@@ -154,8 +157,12 @@ def evaluate(
     has_adversary: bool | None = None,
     data: torch.Tensor | None = None,
     progress: bool = False,
+    on_estimate: Callable[[Estimate], None] | None = None,
 ) -> dict[str, Any]:
     """All metrics of ``model`` (moved to ``settings.device``) on its test data or on ``data`` [N, x_dim].
+
+    ``on_estimate`` gets the predicted run time from a short timed pilot (:mod:`timing`) before the run
+    starts (on rank 0); the pilot only times, its results are discarded.
 
     An AVB model without an adversary (``model.adversary`` None, or ``has_adversary=False``) gets no ELBO
     estimate: ``elbo_estimate`` is null and ``elbo_kind`` says why. Under torchrun every process calls
@@ -173,13 +180,17 @@ def evaluate(
     test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
+    if on_estimate is not None and world.is_main:
+        on_estimate(pilot_estimate(model, settings, test, elbo_samples, exact))
     start = time.perf_counter()
     ais_seconds = 0.0
     n = test.x.shape[0]
     starts = range(0, n, settings.batch_size)
     mine: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (columns, diagnostics) per batch
     show = progress and world.is_main
-    for lo in tqdm(starts[world.rank :: world.size], desc="eval", disable=not show, dynamic_ncols=True):
+    mine_starts = starts[world.rank :: world.size]
+    bar = tqdm(mine_starts, desc="eval", unit="batch", disable=not show, dynamic_ncols=True)
+    for lo in bar:
         x = test.x[lo : lo + settings.batch_size].to(device)
         idx = test.indices[lo : lo + settings.batch_size]
         terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
@@ -268,7 +279,40 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         out["iw_samples"] = settings.iw_samples
     if exact:
         out["exact_log_likelihood"] = "quadrature: midpoint rule on a 401^d grid over [-7, 7]^d"
+    if settings.preset is not None:
+        out["preset"] = settings.preset
     return out
+
+
+def pilot_estimate(model: AVBModel, settings: EvalSettings, test: TestSet, elbo_samples: int, exact: bool) -> Estimate:
+    """The predicted wall time of evaluating ``test``, from a timed pilot on its first batch."""
+    device = next(model.parameters()).device
+    first = test.x[: settings.batch_size].to(device)
+    return estimate_evaluation(
+        model,
+        first,
+        test.indices[: settings.batch_size],
+        examples=test.x.shape[0],
+        ais=settings.ais,
+        seed=settings.seed,
+        elbo_samples=elbo_samples,
+        iw_samples=settings.iw_samples if model.method == "vae" else None,
+        quadrature=quadrature_log_likelihood if exact else None,
+    )
+
+
+def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
+    """The predicted wall time of evaluating the model of ID_OR_DIR with ``settings`` (one process), without
+    running the evaluation: what ``avb-zoo eval --estimate-only`` prints."""
+    settings.validate()
+    from avb_zoo.training.device import resolve_device
+
+    device = resolve_device(settings.device)
+    folder, _ = resolve_model_folder(id_or_dir)
+    model = load(folder, device=device).eval()
+    test = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir)
+    exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
+    return pilot_estimate(model, settings, test, settings.elbo_samples or default_elbo_samples(len(test.x)), exact)
 
 
 def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
@@ -284,7 +328,12 @@ def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
 
 
 def evaluate_folder(
-    id_or_dir: str | Path, settings: EvalSettings, *, write: bool = True, progress: bool = False
+    id_or_dir: str | Path,
+    settings: EvalSettings,
+    *,
+    write: bool = True,
+    progress: bool = False,
+    on_estimate: Callable[[Estimate], None] | None = None,
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate the model of ID_OR_DIR; for a model folder of the user's, write metrics.json beside its weights.
 
@@ -299,7 +348,7 @@ def evaluate_folder(
     world = join_world(device)
     folder, own = resolve_model_folder(id_or_dir)
     model = load(folder, device=world_device(device, world))
-    result = evaluate(model, settings, progress=progress and world.is_main)
+    result = evaluate(model, settings, progress=progress and world.is_main, on_estimate=on_estimate)
     if not (write and own):
         return result, None
     path = folder / METRICS_FILE

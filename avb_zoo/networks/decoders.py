@@ -158,18 +158,20 @@ class GaussianDecoder(Decoder):
 class EightSchoolsDecoder(Decoder):
     """The Eight Schools model seen as a fixed "decoder": nll = log N(z; 0, I) - log p(y, z).
 
+    ``variant`` names the model (``avb_zoo.data.eight_schools.VARIANTS``: ``paper`` or ``posteriordb``).
+
     With this choice the AVB objective rec + KL estimate becomes T + log r(z) - log p(y, z), the
     posterior-inference objective, while the adversary still contrasts against the N(0, I) reference.
     """
 
-    def __init__(self, latent_dim: int = 10, x_dim: int = 0) -> None:
+    def __init__(self, latent_dim: int = 10, x_dim: int = 0, variant: str = "posteriordb") -> None:
         super().__init__()
         from avb_zoo.data.eight_schools import EightSchoolsLikelihood
 
         if latent_dim != 10 or x_dim != 0:
             raise ValueError("the Eight Schools problem has latent_dim 10 and no observed x")
         self.latent_dim, self.x_dim = latent_dim, x_dim
-        self.log_joint = EightSchoolsLikelihood()
+        self.log_joint = EightSchoolsLikelihood(variant)
 
     def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         log_std_normal = -0.5 * (z.square() + math.log(2 * math.pi)).sum(1)

@@ -24,6 +24,7 @@ GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "moments": (("x",), ("mean", "var")),
     "decoder": (("z",), ("logits",)),
     "sampler": (("z",), ("probs",)),
+    "posterior": (("eps",), ("z",)),  # a posterior sampler (x_dim 0): noise -> parameter draws
 }
 
 META_PREFIX = "avb_zoo."

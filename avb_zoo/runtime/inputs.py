@@ -1,4 +1,4 @@
-"""Images in, checked: .npy arrays or PNG files to float32 [N, x_dim] in [0, 1], or a clear error.
+"""Images in, checked: .npy arrays or image files (any format Pillow reads) to float32 [N, x_dim] in [0, 1].
 
 Accepted arrays: [N, x_dim], [N, H, W] (one channel) or [N, C, H, W]; floats in [0, 1] or uint8 0-255 (divided
 by 255); booleans as 0/1. Anything else (other dtypes, NaN or infinities, values outside the range, no images)
@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import os
 import stat
+import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from avb_zoo.errors import InputError
-from avb_zoo.runtime.limits import MAX_INPUT_BYTES
+from avb_zoo.errors import InputError, InputWarning
+from avb_zoo.runtime.limits import MAX_INPUT_BYTES, MAX_VALUES
 
 MAX_NPY_HEADER = 10_000  # numpy's own default limit on a .npy header's length
 
@@ -96,35 +97,120 @@ def _read_npy(path: Path) -> np.ndarray:
         raise InputError(f"{path} is not a readable .npy array: {err}") from None
 
 
-def _read_png(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+INVERTED_BORDER = 0.5  # MNIST digits are white on black: a border brighter than this is a white background
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, InputWarning, stacklevel=3)
+
+
+def _grey_levels(img: Any, path: Path) -> np.ndarray:
+    """float32 [H, W] in [0, 1] from any Pillow image: 16-bit grey scaled by 65535 (never clipped), colour made
+    grey (luma), transparency laid over white (like a viewer shows it; then an
+    inverted or empty image is caught by the inverted-image warning)."""
+    from PIL import Image
+
+    if img.mode in HIGH_DEPTH_MODES:
+        levels = np.asarray(img, dtype=np.float64)
+        top = HIGH_DEPTH_MODES[img.mode]
+        if levels.size and (levels.min() < 0 or levels.max() > top):
+            raise InputError(
+                f"{path} holds {img.mode} values in [{levels.min():g}, {levels.max():g}]; "
+                f"only 8-bit and 16-bit images (0..{top}) are read"
+            )
+        return (levels / top).astype(np.float32)
+    if img.mode == "F":
+        levels = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(levels).all() or levels.min() < 0 or levels.max() > 1:
+            raise InputError(f"{path} is a floating-point image with values outside [0, 1]; refused")
+        return levels
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(base, rgba)
+    return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255)
+
+
+def _read_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """float32 [C, H, W] in [0, 1] from any image Pillow reads; other sizes and modes are converted with a
+    warning (grey models only; an RGB model needs RGB images of its size)."""
     from PIL import Image, UnidentifiedImageError
 
     c, h, w = image_shape
     try:
         with Image.open(path) as img:
-            if img.format != "PNG":
-                raise InputError(f"{path} is a {img.format} image; expected PNG")
-            if img.size != (w, h):
-                raise InputError(f"{path} is {img.size[0]}x{img.size[1]} pixels; the model takes {w}x{h}")
-            pixels = np.asarray(img.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"{path} is not a readable PNG image: {err}") from None
-    return pixels.reshape(h, w, c).transpose(2, 0, 1)
+            width, height = img.size  # from the header: checked before the pixels are decoded
+            if width * height > MAX_VALUES:
+                raise InputError(
+                    f"{path} declares {width:,}x{height:,} = {width * height:,} pixels; images are at most "
+                    f"{MAX_VALUES:,} pixels"
+                )
+            img.load()
+            if c != 1:
+                if img.size != (w, h):
+                    raise InputError(f"{path} is {img.size[0]}x{img.size[1]} pixels; the model takes {w}x{h}")
+                return np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
+            notes = []
+            if img.mode not in ("L", "1", *HIGH_DEPTH_MODES):
+                notes.append(f"{img.mode} made grey")
+            levels = _grey_levels(img, path)
+            if levels.shape != (h, w):
+                notes.append(f"{levels.shape[1]}x{levels.shape[0]} resized to {w}x{h}")
+                resized = Image.fromarray(levels, mode="F").resize((w, h), Image.Resampling.LANCZOS)
+                levels = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except Image.DecompressionBombError as err:  # Pillow's own pixel limit, met before ours
+        raise InputError(f"{path} is refused: {err}") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path} is not an image Pillow can read: {err}") from None
+    if notes:
+        _warn(f"{path}: {', '.join(notes)}")
+    return levels[None]
+
+
+def _warn_inverted(x: np.ndarray, image_shape: tuple[int, int, int], source: str) -> None:
+    """Warn when images look inverted: a bright border means dark ink on white, not MNIST's white on black."""
+    c, h, w = image_shape
+    if c != 1 or h < 3 or w < 3:
+        return
+    tiles = x.reshape(len(x), h, w)
+    border = np.concatenate([tiles[:, 0], tiles[:, -1], tiles[:, 1:-1, 0], tiles[:, 1:-1, -1]], axis=1).mean(axis=1)
+    bright = np.flatnonzero(border > INVERTED_BORDER)
+    if bright.size:
+        which = ", ".join(map(str, bright[:5])) + (", ..." if bright.size > 5 else "")
+        _warn(
+            f"{source}: {bright.size} of {len(x)} image(s) look inverted (white background; image {which}); "
+            "the models expect white digits on black: use 1 - x (or 255 - pixels)"
+        )
 
 
 def load_images(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """float32 [N, C*H*W] in [0, 1] from a .npy file, a PNG file, or a folder of PNG files (in name order)."""
+    """float32 [N, C*H*W] in [0, 1] from a .npy file, an image file Pillow reads (PNG, JPEG, ...), or a folder
+    of image files (in name order). Grey models take images of any size and mode (converted, with an
+    InputWarning); images that look inverted (white background) are taken with an InputWarning."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _readable_suffixes() and p.is_file())
         if not files:
-            raise InputError(f"{path} holds no .png files")
-        return as_model_input(np.stack([_read_png(p, image_shape) for p in files]), image_shape, str(path))
-    if not path.is_file():
+            raise InputError(f"{path} holds no image files (.png, .jpg, ...)")
+        x = as_model_input(np.stack([_read_image(p, image_shape) for p in files]), image_shape, str(path))
+    elif not path.is_file():
         raise InputError(f"{path} is not a regular file" if path.exists() else f"{path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return as_model_input(_read_npy(path), image_shape, str(path))
-    if suffix == ".png":
-        return as_model_input(_read_png(path, image_shape)[None], image_shape, str(path))
-    raise InputError(f"{path}: expected a .npy array, a .png image, or a folder of .png images")
+    elif path.suffix.lower() == ".npy":
+        x = as_model_input(_read_npy(path), image_shape, str(path))
+    elif path.suffix.lower() in _readable_suffixes():
+        x = as_model_input(_read_image(path, image_shape)[None], image_shape, str(path))
+    else:
+        raise InputError(f"{path}: expected a .npy array, an image file (.png, .jpg, ...) or a folder of images")
+    _warn_inverted(x, image_shape, str(path))
+    return x
+
+
+def _readable_suffixes() -> set[str]:
+    """Extensions of the image formats this Pillow opens."""
+    from PIL import Image
+
+    Image.init()
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}

@@ -40,16 +40,18 @@ def check_values(shape: tuple[int, ...], what: str, hint: str) -> None:
         )
 
 
-def check_grid(count: int, columns: int | None, image_shape: tuple[int, int, int]) -> None:
-    """An image grid of ``count`` tiles: at most ``count`` columns, at most MAX_GRID_PIXELS pixels."""
+def check_grid(count: int, columns: int | None, image_shape: tuple[int, int, int], scale: int = 1) -> None:
+    """An image grid of ``count`` tiles, enlarged ``scale`` times: at most ``count`` columns, at most
+    MAX_GRID_PIXELS pixels."""
     if columns is not None and columns > count:
         raise InputError(f"--columns {columns:,} is more than the {count:,} image(s) of the grid")
     c, h, w = image_shape
     cols = columns or max(1, math.isqrt(count - 1) + 1)
     rows = -(-count // cols)
-    pixels = rows * (h + 2) * cols * (w + 2) * c
+    pixels = rows * (h + 2) * cols * (w + 2) * c * scale * scale
     if pixels > MAX_GRID_PIXELS:
+        at = f" at --scale {scale}" if scale > 1 else ""
         raise InputError(
-            f"a grid of {count:,} images of {c}x{h}x{w} in {cols:,} columns has {pixels:,} pixels; "
-            f"at most {MAX_GRID_PIXELS:,}: draw fewer samples"
+            f"a grid of {count:,} images of {c}x{h}x{w} in {cols:,} columns{at} has {pixels:,} pixels; "
+            f"at most {MAX_GRID_PIXELS:,}: draw fewer samples" + (" or use a smaller --scale" if scale > 1 else "")
         )

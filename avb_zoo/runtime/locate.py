@@ -42,10 +42,11 @@ def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None
     return Path(folder), hashes
 
 
-def _positive_int(config: dict[str, Any], key: str, source: Path) -> int:
+def _int_at_least(config: dict[str, Any], key: str, source: Path, low: int) -> int:
     value = config.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{source}: {key} must be a positive integer, got {shown(value)}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ConfigError(f"{source}: {key} must be {what}, got {shown(value)}")
     return value
 
 
@@ -56,8 +57,9 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     version = config.get("format_version", FORMAT_VERSION)
     if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise ConfigError(f"{source} has format_version {shown(version)}; this avb-zoo reads 1 to {FORMAT_VERSION}")
-    x_dim = check_dim(_positive_int(config, "x_dim", source), "x_dim", source)
-    check_dim(_positive_int(config, "latent_dim", source), "latent_dim", source)
+    # x_dim 0: a posterior sampler, which takes no x
+    x_dim = check_dim(_int_at_least(config, "x_dim", source, 0), "x_dim", source)
+    check_dim(_int_at_least(config, "latent_dim", source, 1), "latent_dim", source)
     shape = config.get("image_shape")
     if shape is not None:
         ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)

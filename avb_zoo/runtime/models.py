@@ -1,23 +1,34 @@
 """Encode and sample with onnxruntime alone: numpy in, numpy out, noise drawn here with a seed.
 
-Noise is drawn from ``numpy.random.default_rng(seed)`` as one stream in example order, so the result for a
-given seed does not depend on ``batch_size``. ``seed=None`` draws fresh noise.
+Noise is drawn from the portable stream of ``avb_zoo.runtime.stream`` (splitmix64 words, polar normals), one
+stream per kind of draw read in example order, so the result for a given seed does not depend on
+``batch_size``, and the browser page (``avb-zoo export-web``) draws the same numbers for the same seed.
+``seed=None`` draws fresh noise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avb_zoo.errors import InputError, shown
-from avb_zoo.runtime.conventions import image_shape_of
+from avb_zoo.runtime.conventions import META_PREFIX, image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
 from avb_zoo.runtime.limits import check_values
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
+from avb_zoo.runtime.stream import (
+    BINARIZE,
+    ENCODER_NOISE,
+    POSTERIOR_NOISE,
+    PRIOR,
+    NormalStream,
+    UniformStream,
+    fresh_seed,
+)
 
 DEFAULT_BATCH = 1024
 
@@ -51,9 +62,16 @@ class _Model:
     GRAPH: str
 
     def __init__(
-        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+        self,
+        model: str | Path,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
     ) -> None:
-        self.folder, self._hashes = resolve_model(model)
+        self.source = str(model)
+        # ``resolved``: what resolve_model(model) gave, when the caller has already resolved it (open_sampler)
+        self.folder, self._hashes = resolved if resolved is not None else resolve_model(model)
         self._providers, self._threads = providers, threads
         self.config = read_model_config(self.folder)
         self.x_dim: int = self.config["x_dim"]
@@ -61,6 +79,14 @@ class _Model:
         self.image_shape = image_shape_of(self.config)
         self.graph = self._open(self.GRAPH)
         self.providers: list[str] = self.graph.providers
+
+    def __repr__(self) -> str:
+        """The model, what it was asked as, its folder, the graphs it has and where they run."""
+        graphs = sorted(p.stem for p in (self.folder / "onnx").glob("*.onnx"))
+        return (
+            f"{type(self).__name__}(model={self.config.get('id')!r}, source={self.source!r}, "
+            f"folder={str(self.folder)!r}, graphs={graphs}, latent_dim={self.latent_dim}, providers={self.providers})"
+        )
 
     def _open(self, name: str) -> GraphSession:
         return GraphSession(self.folder, name, self.config, self._providers, self._threads, self._hashes)
@@ -94,12 +120,12 @@ class Encoder(_Model):
         samples = _count(samples, "samples")
         batch_size = _count(batch_size, "batch_size")
         check_values((len(x), samples, self.latent_dim), "the codes z", "use fewer --samples or fewer images")
-        rng = np.random.default_rng(seed)
+        rng = NormalStream(fresh_seed() if seed is None else seed, ENCODER_NOISE)
         rows = np.repeat(np.arange(len(x)), samples)
         out = np.empty((len(rows), self.latent_dim), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = rows[start : start + batch_size]
-            eps = rng.standard_normal((len(idx), self.noise_dim), dtype=np.float32)
+            eps = rng.take(len(idx) * self.noise_dim).reshape(len(idx), self.noise_dim)
             out[start : start + len(idx)] = self.graph.run({"x": x[idx], "eps": eps})[0]
         return out if samples == 1 else out.reshape(len(x), samples, self.latent_dim)
 
@@ -120,10 +146,11 @@ class Sampler(_Model):
     GRAPH = "sampler"
 
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:
-        """z ~ N(0, I), float32 [n, d]."""
+        """z ~ N(0, I), float32 [n, d]: row-major from the prior stream of ``seed`` (row i is the same for any n)."""
         n = _count(n, "n")
         check_values((n, self.latent_dim), "the prior draws z", "draw fewer samples at a time")
-        return np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
+        rng = NormalStream(fresh_seed() if seed is None else seed, PRIOR)
+        return rng.take(n * self.latent_dim).reshape(n, self.latent_dim)
 
     def probabilities(self, z: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Pixel probabilities sigmoid(logits(z)), float32 [N, x_dim]."""
@@ -139,5 +166,53 @@ class Sampler(_Model):
 
     def binarize(self, probs: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Binary pixels x ~ Bernoulli(probs), drawn here (the graphs hold no random ops)."""
-        rng = np.random.default_rng(None if seed is None else [seed, 1])
-        return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32)
+        probs = np.asarray(probs)
+        rng = UniformStream(fresh_seed() if seed is None else seed, BINARIZE)
+        return (rng.take(probs.size).reshape(probs.shape) < probs).astype(np.float32)
+
+
+class PosteriorSampler(_Model):
+    """Draws of a posterior sampler (a model with no input x, e.g. Eight Schools) from ``onnx/posterior.onnx``.
+
+    ``draw(n, seed)`` feeds eps ~ N(0, I) drawn here as one stream, so a seed gives the same draws at any
+    ``batch_size``; each row is one draw of z (for Eight Schools: mu, tau, eta_1..eta_8).
+    """
+
+    GRAPH = "posterior"
+
+    def __init__(
+        self,
+        model: str | Path,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
+    ) -> None:
+        super().__init__(model, providers, threads, resolved=resolved)
+        self.noise_dim = self.graph.noise_dim
+        names = self.graph.metadata.get(META_PREFIX + "parameter_names", "")
+        # the name of each coordinate of z where the export recorded them (e.g. mu, tau, eta_1..eta_8)
+        self.parameter_names: tuple[str, ...] = tuple(names.split(",")) if names else ()
+
+    def noise(self, n: int, seed: int | None = None) -> np.ndarray:
+        """eps ~ N(0, I), float32 [n, noise_dim]: the noise ``draw`` feeds for this seed."""
+        n = _count(n, "n")
+        check_values((n, self.noise_dim), "the posterior noise eps", "draw fewer samples at a time")
+        rng = NormalStream(fresh_seed() if seed is None else seed, POSTERIOR_NOISE)
+        return rng.take(n * self.noise_dim).reshape(n, self.noise_dim)
+
+    def draw(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """``n`` draws of z, float32 [n, latent_dim]."""
+        check_values((_count(n, "n"), self.latent_dim), "the posterior draws", "draw fewer samples at a time")
+        eps, step = self.noise(n, seed), _count(batch_size, "batch_size")
+        return np.concatenate([self.graph.run({"eps": eps[i : i + step]})[0] for i in range(0, len(eps), step)])
+
+
+def open_sampler(
+    model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+) -> Sampler | PosteriorSampler:
+    """The sampler a model has: a PosteriorSampler for a model with no input x (x_dim 0), else a Sampler."""
+    resolved = resolve_model(model)
+    config = read_model_config(resolved[0])
+    cls = PosteriorSampler if config["x_dim"] == 0 else Sampler
+    return cls(model, providers, threads, resolved=resolved)

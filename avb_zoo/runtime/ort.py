@@ -16,4 +16,12 @@ import onnxruntime  # noqa: E402  (the variable above must be set first)
 
 ort = onnxruntime
 
-__all__ = ["onnxruntime", "ort"]
+
+def quantization() -> object:
+    """onnxruntime's quantisation tools (``onnxruntime.quantization``), imported on demand from here as well."""
+    import onnxruntime.quantization as tools
+
+    return tools
+
+
+__all__ = ["onnxruntime", "ort", "quantization"]

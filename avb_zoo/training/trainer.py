@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.distributed import World, join_world, launch_id, restart_count, world_device
-from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, shown
-from avb_zoo.fileio import ensure_writable_dir
+from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
+from avb_zoo.fileio import ensure_writable_dir, remove_stale_temps
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import save
 from avb_zoo.recipes import Recipe, TrainSettings, find_recipe
@@ -33,7 +33,10 @@ from avb_zoo.training.checkpoint import (
     save_training_state,
 )
 from avb_zoo.training.engines import check_engine, default_noise, make_engine
+from avb_zoo.training.history import HistoryLog
+from avb_zoo.training.interrupt import sigterm_as_interrupt
 from avb_zoo.training.players import make_players
+from avb_zoo.training.progress import PROGRESS_MODES, StepLines
 from avb_zoo.training.step import StepResult, make_optimizers
 
 
@@ -56,6 +59,26 @@ class TrainResult:
     def examples_per_second(self) -> float:
         """Global-batch examples per second over the steps of this call."""
         return self.steps_run * self.batch_size / self.seconds if self.seconds > 0 else 0.0
+
+
+def interrupted(recipe_id: str, out: Path, step: int, last_saved: int) -> TrainingInterrupted:
+    """The error of a run stopped by Ctrl-C or SIGTERM, naming the checkpoint actually on disk (read back: the
+    signal may have come while one was being written)."""
+    try:
+        saved = read_run_info(out).step
+    except (CheckpointError, OSError):
+        saved = None if step == 0 else last_saved
+    if saved is None:
+        return TrainingInterrupted(
+            f"{recipe_id}: interrupted before the first checkpoint; nothing to resume in {out}",
+            checkpoint_step=-1,
+            out=str(out),
+        )
+    return TrainingInterrupted(
+        f"{recipe_id}: interrupted at step {step}; stopped at the checkpoint of step {saved} in {out}",
+        checkpoint_step=saved,
+        out=str(out),
+    )
 
 
 def init_model(recipe: Recipe, seed: int) -> AVBModel:
@@ -153,7 +176,7 @@ def train(
     batch_size: int | None = None,
     checkpoint_every: int | None = None,
     dtype: str | torch.dtype = "float32",
-    progress: bool = True,
+    progress: bool | str = True,
     on_step: Callable[[int, StepResult], None] | None = None,
     engine: str = "eager",
     noise: str | None = None,
@@ -174,7 +197,14 @@ def train(
     has, else the engine's default. The fast engines read their losses back every ``report_every`` steps
     (and at every checkpoint), not every step; those reads make the returned ``history``. ``max_seconds``
     stops (with a checkpoint) at the first step that ends past that much wall time.
+
+    ``progress``: True or "bar" shows a bar, "lines" prints a line every ``report_every`` steps (for output
+    that is not a terminal), False nothing. Every report is also appended to ``history.jsonl`` in ``out``.
+    Ctrl-C or SIGTERM stops the run with TrainingInterrupted, which names the checkpoint on disk; hidden temp
+    files a killed run left in ``out`` are removed when a run starts there.
     """
+    if progress not in PROGRESS_MODES:
+        raise ConfigError(f"progress must be one of {list(PROGRESS_MODES)}, got {progress!r}")
     recipe, settings, total = resolve_settings(recipe, batch_size, checkpoint_every, max_steps)
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     if max_seconds is not None and not max_seconds > 0:
@@ -185,6 +215,8 @@ def train(
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)
     out = ensure_writable_dir(out) if world.is_main else Path(out)
+    if world.is_main:
+        remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
     resume = resolve_resume(out, resume)
     saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
     noise = noise or (saved.noise if saved else default_noise(engine))
@@ -207,52 +239,64 @@ def train(
             save_training_state(out, model, optimizers, replace(run_info, step=at))
             save(model, out, {"recipe_id": recipe.id, "step": str(at), "seed": str(seed)})
 
-    if step == 0 and not resume:
-        checkpoint(0)
     last: StepResult | None = None
     history: list[tuple[int, StepResult]] = []
     last_saved = first_step = step
     started = time.perf_counter()
-    show = progress and world.is_main
+    show = progress in (True, "bar") and world.is_main
+    elbo_key = "elbo" if model.method == "vae" else "elbo_estimate"  # AVB: the adversary's estimate
+    lines = StepLines(recipe.id, total, step, elbo_key) if progress == "lines" and world.is_main else None
+    log = HistoryLog(out, step if resume else None) if world.is_main else None
     bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not show, dynamic_ncols=True)
-    try:
-        while step < total:
-            try:
-                runner.run(step)
-                step += 1
-                if max_seconds is not None and time.perf_counter() - started >= max_seconds:
-                    total = step
-                checkpoint_due = step % settings.checkpoint_every == 0 or step == total
-                if runner.synchronous or on_step is not None or checkpoint_due or step % report_every == 0:
-                    last = result = runner.result()
-                    if step % report_every == 0 or step == total:
-                        history.append((step, result))
-                    if on_step is not None:
-                        on_step(step, result)
-                    if step % 10 == 0 or step == total:
-                        elbo_key = "elbo" if model.method == "vae" else "elbo_estimate"  # AVB: the adversary's
-                        bar.set_postfix(
-                            {
-                                "primal": f"{result.primal:.4g}",
-                                "adv": f"{result.adversary:.3f}",
-                                elbo_key: f"{result.elbo:.3f}",
-                            }
-                        )
-            except TrainingDiverged as err:
-                raise TrainingDiverged(
-                    f"{recipe.id}: {err}; the last good checkpoint (step {last_saved}) is kept in {out}"
-                ) from None
-            if checkpoint_due:
-                if not finite_state(model):
+    with sigterm_as_interrupt(enabled=not world.distributed):
+        try:
+            if step == 0 and not resume:
+                checkpoint(0)
+            while step < total:
+                try:
+                    runner.run(step)
+                    step += 1
+                    if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+                        total = step
+                    checkpoint_due = step % settings.checkpoint_every == 0 or step == total
+                    if runner.synchronous or on_step is not None or checkpoint_due or step % report_every == 0:
+                        last = result = runner.result()
+                        if step % report_every == 0 or step == total:
+                            history.append((step, result))
+                            if log is not None:
+                                log.append(step, result, time.perf_counter() - started)
+                            if lines is not None:
+                                lines.report(step, result)
+                        if on_step is not None:
+                            on_step(step, result)
+                        if show and (step % 10 == 0 or step == total):
+                            bar.set_postfix(
+                                {
+                                    "primal": f"{result.primal:.4g}",
+                                    "adv": f"{result.adversary:.3f}",
+                                    elbo_key: f"{result.elbo:.3f}",
+                                }
+                            )
+                except TrainingDiverged as err:
                     raise TrainingDiverged(
-                        f"{recipe.id}: a parameter became non-finite by step {step} (the loss was still finite); "
-                        f"the last good checkpoint (step {last_saved}) is kept in {out}"
-                    )
-                checkpoint(step)
-                last_saved = step
-            bar.update(1)
-    finally:
-        bar.close()
+                        f"{recipe.id}: {err}; the last good checkpoint (step {last_saved}) is kept in {out}"
+                    ) from None
+                if checkpoint_due:
+                    if not finite_state(model):
+                        raise TrainingDiverged(
+                            f"{recipe.id}: a parameter became non-finite by step {step} (the loss was still finite); "
+                            f"the last good checkpoint (step {last_saved}) is kept in {out}"
+                        )
+                    checkpoint(step)
+                    last_saved = step
+                bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            raise interrupted(recipe.id, out, step, last_saved) from None
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started

@@ -18,20 +18,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avb_zoo.data.eight_schools import DIM, J, log_joint
+from avb_zoo.data.eight_schools import DIM, J, variant_log_joint
 from avb_zoo.evaluation.posterior import fit_mean_field, marginal_distances
 from avb_zoo.model_io import load
 from avb_zoo.rng import keyed_generator
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE / "reference_nuts.csv.gz"
+REFERENCES = {"posteriordb": HERE / "reference_nuts.csv.gz", "paper": HERE / "reference_nuts_paper.csv.gz"}
+# the marginals each variant's figure shows, with their axis ranges
+PANELS = {
+    "posteriordb": {"mu": (-10, 20), "tau": (0, 20), "log_tau": (-6, 4)},
+    "paper": {"mu": (-1.5, 3.5), "tau": (-3, 3), "abs_tau": (0, 3)},
+}
 
 
-def parameters(z: np.ndarray) -> dict[str, np.ndarray]:
-    """The named parameters from draws of z = (mu, log_tau, theta_tilde_1..8)."""
-    mu, log_tau, eta = z[:, 0], z[:, 1], z[:, 2:]
-    tau = np.exp(log_tau)
-    out = {"mu": mu, "tau": tau, "log_tau": log_tau}
+def model_variant(folder: str) -> str:
+    """The Eight Schools variant a model folder samples (its decoder's ``variant``; posteriordb by default)."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return str(config["decoder"].get("variant", "posteriordb"))
+
+
+def parameters(z: np.ndarray, variant: str) -> dict[str, np.ndarray]:
+    """The named parameters from draws of z: (mu, tau, eta_1..8) (paper) or (mu, log_tau, theta_tilde_1..8)."""
+    mu, eta = z[:, 0], z[:, 2:]
+    if variant == "paper":
+        tau = z[:, 1]
+        out = {"mu": mu, "tau": tau, "abs_tau": np.abs(tau)}
+    else:
+        tau = np.exp(z[:, 1])
+        out = {"mu": mu, "tau": tau, "log_tau": z[:, 1]}
     for j in range(J):
         out[f"theta_{j + 1}"] = mu + tau * eta[:, j]
     return out
@@ -44,8 +59,8 @@ def avb_draws(folder: str, n: int, seed: int) -> np.ndarray:
         return model.encode(torch.zeros(n, 0), eps=eps).double().numpy()
 
 
-def mean_field_draws(n: int, seed: int, steps: int) -> np.ndarray:
-    mean, std = fit_mean_field(log_joint, DIM, steps=steps, seed=seed)
+def mean_field_draws(n: int, seed: int, steps: int, variant: str) -> np.ndarray:
+    mean, std = fit_mean_field(lambda z: variant_log_joint(z, variant), DIM, steps=steps, seed=seed)
     eps = torch.randn(n, DIM, generator=keyed_generator(seed, "mean-field", "draws"), dtype=torch.float64)
     return (mean + std * eps).numpy()
 
@@ -70,7 +85,7 @@ def compare(methods: dict[str, dict[str, np.ndarray]], reference: dict[str, np.n
     return rows
 
 
-def plot(methods: dict[str, dict[str, np.ndarray]], reference: dict[str, np.ndarray], path: Path) -> None:
+def plot(methods: dict[str, dict[str, np.ndarray]], reference: dict[str, np.ndarray], path: Path, variant: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,22 +93,35 @@ def plot(methods: dict[str, dict[str, np.ndarray]], reference: dict[str, np.ndar
 
     panels = {"NUTS (reference)": reference, **{LABELS[k]: v for k, v in methods.items()}}
     fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
+    limits = PANELS[variant]
     for ax, (label, d) in zip(axes[0], panels.items(), strict=True):
         ax.scatter(d["tau"][:2000], d["mu"][:2000], s=3, alpha=0.35)
-        ax.set(title=label, xlabel="tau", ylabel="mu", xlim=(0, 20), ylim=(-10, 20))
+        ax.set(title=label, xlabel="tau", ylabel="mu", xlim=limits["tau"], ylim=limits["mu"])
     colours = {"NUTS (reference)": "black", LABELS["avb_ac"]: "tab:blue", LABELS["mean_field"]: "tab:orange"}
-    for ax, name, lim in zip(axes[1], ("mu", "tau", "log_tau"), ((-10, 20), (0, 20), (-6, 4)), strict=True):
+    for ax, (name, lim) in zip(axes[1], limits.items(), strict=True):
         bins = np.linspace(*lim, 81)
         for label, d in panels.items():
             ax.hist(d[name], bins=bins, density=True, histtype="step", lw=1.5, color=colours[label], label=label)
         ax.set(xlabel=name, ylabel="density", xlim=lim)
     axes[1][0].legend(fontsize=8)
-    fig.suptitle("Eight Schools (non-centred): posterior of (tau, mu)")
+    title = "the paper's model" if variant == "paper" else "posteriordb's non-centred model"
+    fig.suptitle(f"Eight Schools ({title}): posterior of (tau, mu)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
 
 LABELS = {"avb_ac": "AVB+AC", "mean_field": "mean-field VI"}
+
+
+def measure(folder: str, draws: int, seed: int, vi_steps: int) -> tuple[str, dict, dict, list[dict]]:
+    """(variant, draws of each method, NUTS draws, rows of compare) for the model in ``folder``."""
+    variant = model_variant(folder)
+    reference = parameters(np.loadtxt(REFERENCES[variant], delimiter=","), variant)
+    methods = {
+        "avb_ac": parameters(avb_draws(folder, draws, seed), variant),
+        "mean_field": parameters(mean_field_draws(draws, seed, vi_steps, variant), variant),
+    }
+    return variant, methods, reference, compare(methods, reference)
 
 
 def main() -> None:
@@ -102,18 +130,15 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vi-steps", type=int, default=10_000, help="Adam steps of the mean-field fit")
-    parser.add_argument("--png", type=Path, default=HERE / "eight_schools.png")
+    parser.add_argument("--png", type=Path, default=None, help="default: eight_schools[_paper].png beside this")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    reference = parameters(np.loadtxt(REFERENCE, delimiter=","))
-    methods = {
-        "avb_ac": parameters(avb_draws(args.model, args.draws, args.seed)),
-        "mean_field": parameters(mean_field_draws(args.draws, args.seed, args.vi_steps)),
-    }
-    rows = compare(methods, reference)
-    plot(methods, reference, args.png)
+    variant, methods, reference, rows = measure(args.model, args.draws, args.seed, args.vi_steps)
+    png = args.png or HERE / ("eight_schools_paper.png" if variant == "paper" else "eight_schools.png")
+    signs = {m: float((d["tau"] > 0).mean()) for m, d in {"nuts": reference, **methods}.items()}
+    plot(methods, reference, png, variant)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"variant": variant, "share_tau_positive": signs, "rows": rows}, indent=2))
         return
     head = f"{'':<10}{'NUTS':>14}{'AVB+AC':>14}{'mean-field':>14}"
     print(head + f"   {'W1 AVB+AC':>10}{'W1 MF':>8}{'floor':>7}   {'E AVB+AC':>9}{'E MF':>8}{'floor':>8}")
@@ -125,9 +150,11 @@ def main() -> None:
         energy = f"{r['avb_ac_energy']:>9.4f}{r['mean_field_energy']:>8.4f}{r['floor_energy']:>8.4f}"
         print(f"{r['parameter']:<10}{cells}   {w1}   {energy}")
     n_ref = len(reference["mu"])
+    if variant == "paper":
+        print("share of draws with tau > 0: " + ", ".join(f"{LABELS.get(m, 'NUTS')} {v:.3f}" for m, v in signs.items()))
     print(
-        f"(mean±sd; W1 = Wasserstein-1, E = energy distance, to {n_ref} NUTS draws; floor = between the halves "
-        f"of the NUTS draws; figure: {args.png})"
+        f"({variant} model; mean±sd; W1 = Wasserstein-1, E = energy distance, to {n_ref} NUTS draws; floor = "
+        f"between the halves of the NUTS draws; {args.draws} draws of each method; figure: {png})"
     )
 
 

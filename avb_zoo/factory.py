@@ -1,0 +1,149 @@
+"""Building models by name (``avb_zoo.make``): the registry's spec, the Hub's files and the torch model.
+
+Kept apart from the registry (which only names models) and the Hub client (which only fetches files), as
+timm keeps ``_registry``, ``_hub`` and ``_factory`` apart: the registry then needs neither the Hub nor torch.
+The id (plus the Hub revision) alone fixes architecture and weights: ``make``'s keyword arguments may only
+change where and how the model runs. A Hub repo (``hf-hub:ORG/NAME[@REV]``) builds from its own config.json.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError, shown
+from avb_zoo.registry import ModelSpec, load_entry_point, spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["RUNTIME_KWARGS", "load_weights", "make"]
+
+# make()'s keyword arguments: where and how the model runs, or where its files come from; never what it is.
+RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "offline")
+
+
+def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
+    extra = sorted(set(kwargs) - set(RUNTIME_KWARGS))
+    if extra:
+        raise ConfigError(
+            f"make({shown(model_id)}) got {', '.join(extra)}: the id and its revision fix the architecture and "
+            "weights, "
+            f"so make takes only {', '.join(RUNTIME_KWARGS)} (train a new model id to change the rest)"
+        )
+
+
+def _dtype(value: Any) -> Any:
+    import torch
+
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    found = getattr(torch, str(value), None)
+    if not isinstance(found, torch.dtype) or not found.is_floating_point:
+        raise ConfigError(f"dtype {shown(value)} is not a torch floating-point dtype (e.g. float32, float64)")
+    return found
+
+
+def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
+    """Copy the weights of a model folder into ``model``, strictly (every mismatch is named)."""
+    from avb_zoo.fileio import read_safetensors
+    from avb_zoo.model import AVBModel
+    from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
+
+    if isinstance(model, AVBModel):
+        stored = read_config(folder)
+        if stored != model.config:
+            differ = sorted(k for k in set(stored) | set(model.config) if stored.get(k) != model.config.get(k))
+            raise ConfigError(
+                f"{folder / 'config.json'} does not describe {model_spec.id} (fields {differ} differ from the registry)"
+            )
+        tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
+        load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
+        # a catalogue with hashes vouches only for the files it lists: an extra file in the cache is not read
+        listed = not model_spec.files or ADVERSARY_FILE in model_spec.files
+        if model.adversary is not None and listed and (folder / ADVERSARY_FILE).is_file():
+            adv, _ = read_safetensors(folder / ADVERSARY_FILE)
+            load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+        return
+    tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit {model_spec.id}: {err}") from None
+
+
+def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
+    """The torch model of ``model_id`` with its published weights, in eval mode.
+
+    Keyword arguments: ``device``, ``dtype`` (where and how it runs), ``pretrained=False`` (fresh
+    initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (passed to ``pull``).
+    Anything else raises: it would change what the id means.
+    """
+    from avb_zoo.model_ref import HubRef, resolve_name
+
+    name = resolve_name(model_id) if isinstance(model_id, str) else model_id
+    if isinstance(name, HubRef):
+        return _make_from_repo(name, kwargs)
+    model_spec = spec(name)
+    _check_runtime_kwargs(model_spec.id, kwargs)
+    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
+    creator = load_entry_point(model_spec.entry_point)
+    try:
+        model = creator(**copy.deepcopy(model_spec.kwargs))
+    except AVBZooError:
+        raise
+    except Exception as err:  # a plugin's constructor: name the id
+        raise RegistrationError(f"{model_spec.id}: its entry point failed: {type(err).__name__}: {err}") from err
+    if kwargs.get("pretrained", True):
+        if not model_spec.has_weights:
+            raise CheckpointError(
+                f"{model_spec.id} has no published weights (no [hub] entry); train it with `avb-zoo train "
+                f"{model_spec.id}`, or pass pretrained=False for a freshly initialised model"
+            )
+        from avb_zoo.hub import fetch
+
+        pulled = fetch(
+            model_spec,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            offline=bool(kwargs.get("offline", False)),
+        )
+        load_weights(model, pulled.folder, model_spec)
+        model.source = model_spec.id  # type: ignore[assignment]  (AVBModel says where it came from)
+    if device is not None:
+        from avb_zoo.training.device import resolve_device
+
+        device = resolve_device(str(device))
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def _place(model: nn.Module, kwargs: dict[str, Any]) -> nn.Module:
+    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
+    if device is not None:
+        from avb_zoo.training.device import resolve_device
+
+        device = resolve_device(str(device))
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def _make_from_repo(ref: Any, kwargs: dict[str, Any]) -> nn.Module:
+    """A Hub repo outside the catalogue: its own config.json fixes the architecture, its weights are verified."""
+    from avb_zoo.hub import fetch
+    from avb_zoo.model import AVBModel
+    from avb_zoo.model_io import ADVERSARY_FILE, load, read_config
+
+    _check_runtime_kwargs(ref.id, kwargs)
+    pulled = fetch(
+        ref, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"), offline=bool(kwargs.get("offline"))
+    )
+    if not kwargs.get("pretrained", True):
+        return _place(AVBModel(read_config(pulled.folder)), kwargs)
+    with_adversary = bool(pulled.files) and ADVERSARY_FILE in pulled.files  # only verified files are opened
+    model = load(pulled.folder, with_adversary=with_adversary)
+    model.source = f"{ref.id}@{pulled.commit}"
+    return _place(model, kwargs)

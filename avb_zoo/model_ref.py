@@ -1,0 +1,88 @@
+"""What a model name means: a catalogue id, or a Hub repo (``hf-hub:ORG/NAME[@REV]`` or a bare ``ORG/NAME``).
+
+``hf-hub:`` always means a Hub repo (timm's convention). A bare ``ORG/NAME`` is a catalogue id when a
+registered namespace is called ORG, else a Hub repo; ``note`` then says which was taken, so nobody is left
+guessing. Folders are the callers' to recognise first (a path that exists). Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avb_zoo.errors import InvalidRepoId, ModelNotFound
+from avb_zoo.hub_names import check_repo_id, check_revision
+
+HF_HUB_PREFIX = "hf-hub:"
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """A model that is a Hub repo outside the catalogue."""
+
+    repo_id: str
+    revision: str | None = None
+    note: str | None = None  # a sentence for people when a bare ORG/NAME was taken as a repo
+
+    @property
+    def id(self) -> str:
+        """The canonical name, ``hf-hub:ORG/NAME`` (the revision is reported on its own)."""
+        return HF_HUB_PREFIX + self.repo_id
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _split(text: str) -> tuple[str, str | None]:
+    repo, sep, revision = text.partition("@")
+    return repo, (revision if sep else None)
+
+
+def parse_hub_ref(text: str) -> HubRef:
+    """``hf-hub:ORG/NAME[@REV]`` -> HubRef; a malformed one is an InvalidRepoId naming what is wrong."""
+    repo, revision = _split(text[len(HF_HUB_PREFIX) :])
+    check_repo_id(repo)
+    if revision is not None:
+        check_revision(revision)
+    return HubRef(repo, revision)
+
+
+def _namespaces() -> set[str]:
+    from avb_zoo.registry import all_specs
+
+    return {s.namespace for s in all_specs() if s.namespace is not None}
+
+
+def resolve_name(name: str) -> HubRef | str:
+    """A HubRef for a Hub repo, else the name itself (a catalogue id, for the registry to look up).
+
+    Raises ModelNotFound for a name that is neither a registered model nor a valid repo id.
+    """
+    if not isinstance(name, str):
+        raise ModelNotFound(f"a model id must be a string, got {type(name).__name__}")
+    if name.startswith(HF_HUB_PREFIX):
+        return parse_hub_ref(name)
+    if "/" not in name or ":" in name:
+        return name
+    repo, revision = _split(name)
+    org = repo.split("/", 1)[0]
+    if revision is None and org in _namespaces():
+        return name
+    try:
+        check_repo_id(repo)
+        if revision is not None:
+            check_revision(revision)
+    except InvalidRepoId as err:
+        raise ModelNotFound(
+            f"{_shown(name)!r} is neither a registered model (no namespace {org!r}) nor a Hub repo id: {err}"
+        ) from None
+    note = f"{repo!r} names no registered namespace: taken as the Hub repo {HF_HUB_PREFIX}{repo}"
+    return HubRef(repo, revision, note)
+
+
+def is_hub_name(name: object) -> bool:
+    """Whether ``name`` would be taken as a Hub repo (a cheap check for callers that branch on it)."""
+    try:
+        return isinstance(name, str) and isinstance(resolve_name(name), HubRef)
+    except ModelNotFound:
+        return False

@@ -1,0 +1,114 @@
+"""``avb-zoo verify``: run each graph's test_data_set on onnxruntime (no torch) and report the worst error.
+
+The export writes, per graph, fixed inputs and the outputs PyTorch computed for them
+(``onnx/test_data/<graph>/test_data_set_0``, the ONNX model zoo's layout). Running them here checks, on this
+machine's onnxruntime, that the graphs still compute that function; a changed graph or test file fails.
+Each test file is opened only when its sha256 was checked (the catalogue's, the Hub's or the export's own
+record in verification.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avb_zoo.bounded import read_regular
+from avb_zoo.errors import GraphError
+from avb_zoo.hub_files import TEST_DATA_FILES, test_data_dir
+from avb_zoo.runtime.conventions import GRAPHS, ONNX_DIR, REPORT_FILE, graph_file
+from avb_zoo.runtime.locate import read_model_config, resolve_model
+from avb_zoo.runtime.session import GraphSession, checked_bytes
+
+VERIFY_ATOL = 1e-4  # the export's own tolerance between onnxruntime and torch
+MAX_TEST_FILE = 64 << 20
+
+
+def _recorded(folder: Path, hashes: Mapping[str, str] | None) -> dict[str, str]:
+    """The test files' sha256 as the export recorded them in verification.json."""
+    rel = f"{ONNX_DIR}/{REPORT_FILE}"
+    if not (folder / rel).is_file():
+        return {}
+    raw = checked_bytes(folder, rel, hashes) if hashes is not None else read_regular(folder / rel, 1 << 22, GraphError)
+    try:
+        graphs = json.loads(raw).get("graphs", {})
+        return {k: v for g in graphs.values() for k, v in (g.get("test_data") or {}).items()}
+    except (ValueError, AttributeError):
+        raise GraphError(f"{folder / rel} is not a valid verification report") from None
+
+
+def _tensor(folder: Path, rel: str, hashes: Mapping[str, str] | None, recorded: Mapping[str, str]) -> tuple:
+    """(name, array) of one TensorProto file, opened only once its sha256 is known to be right."""
+    from onnx import TensorProto, numpy_helper
+
+    if hashes is not None and rel in hashes:
+        data = checked_bytes(folder, rel, hashes)
+    else:
+        data = read_regular(folder / rel, MAX_TEST_FILE, GraphError, rel)
+        want = recorded.get(rel)
+        if want is None:
+            raise GraphError(f"{folder / rel} is not recorded in the export's verification.json; not opened")
+        if hashlib.sha256(data).hexdigest() != want:
+            raise GraphError(f"{folder / rel} does not match the sha256 the export recorded for it")
+    proto = TensorProto()
+    try:
+        proto.ParseFromString(data)
+        array = numpy_helper.to_array(proto)
+    except Exception:  # protobuf's and onnx's own errors for bytes that are not a tensor
+        raise GraphError(f"{folder / rel} is not an ONNX TensorProto") from None
+    return proto.name, array
+
+
+def verify_graph(folder: Path, graph: str, config: Mapping[str, Any], session: GraphSession, **kw: Any) -> float:
+    """The worst absolute error of one graph on its test_data_set (inf where shapes differ or values are not finite)."""
+    inputs, outputs = GRAPHS[graph]
+    root = test_data_dir(graph)
+    files = [rel for rel in TEST_DATA_FILES if rel.startswith(root + "/")]
+    missing = [rel for rel in files if not (folder / rel).is_file()]
+    if missing:
+        raise GraphError(f"{folder / graph_file(graph)} has no test data ({missing[0]}); re-export it")
+    feeds, expected = {}, []
+    for i, name in enumerate(inputs):
+        got_name, array = _tensor(folder, f"{root}/input_{i}.pb", **kw)
+        if got_name != name:
+            raise GraphError(f"{folder / root}/input_{i}.pb holds {got_name!r}, the graph's input {i} is {name!r}")
+        feeds[name] = np.ascontiguousarray(array, dtype=np.float32)
+    for i, _ in enumerate(outputs):
+        expected.append(_tensor(folder, f"{root}/output_{i}.pb", **kw)[1])
+    got = session.run(feeds)
+    worst = 0.0
+    for out, ref in zip(got, expected, strict=True):
+        if out.shape != ref.shape or not (np.isfinite(out).all() and np.isfinite(ref).all()):
+            return float("inf")
+        worst = max(worst, float(np.abs(out.astype(np.float64) - ref).max()))
+    return worst
+
+
+def verify_model(
+    model: str | Path, providers: str | Sequence[str] | None = "cpu", atol: float = VERIFY_ATOL
+) -> dict[str, Any]:
+    """Run every exported graph's test data; raises GraphError naming the graph when one exceeds ``atol``."""
+    folder, hashes = resolve_model(model)
+    config = read_model_config(folder)
+    recorded = _recorded(folder, hashes)
+    errors: dict[str, float] = {}
+    for graph in GRAPHS:
+        if not (folder / graph_file(graph)).exists():
+            continue
+        session = GraphSession(folder, graph, config, providers, None, hashes)
+        errors[graph] = verify_graph(folder, graph, config, session, hashes=hashes, recorded=recorded)
+    if not errors:
+        raise GraphError(f"{folder} has no ONNX graphs; run `avb-zoo export` first")
+    worst_graph = max(errors, key=lambda g: errors[g])
+    result = {"folder": str(folder), "errors": errors, "worst": errors[worst_graph], "graph": worst_graph}
+    result["atol"], result["passed"] = atol, errors[worst_graph] <= atol
+    if not result["passed"]:
+        raise GraphError(
+            f"{folder / graph_file(worst_graph)} fails its test data: max abs error {errors[worst_graph]:.3g} "
+            f"exceeds {atol:g} (a changed graph or test file)"
+        )
+    return result

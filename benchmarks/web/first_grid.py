@@ -1,0 +1,128 @@
+"""Time from page load to the first grid (64 samples) of a model's browser page, in headless Chromium.
+
+    python benchmarks/web/first_grid.py MODEL_DIR [--loads 5] [--json out.json] [--screenshot page.png]
+        [--digit tests/data/mnist-subset]
+
+Each load is a fresh navigation (the server sends no-store, so nothing is cached between loads). The figure is
+``performance.now()`` when the grid is drawn: from navigation start through loading the page, onnxruntime-web
+and the sampler graph, drawing z from the seed, running the sampler at batch 64 and painting the grid.
+Uses Debian's chromium and chromedriver through selenium, single-threaded (no isolation headers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import io
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from avb_zoo.web.bundle import export_web
+from avb_zoo.web.serve import make_server
+from avb_zoo.web.vendor import ORT_WEB_VERSION
+
+CHROMIUM, CHROMEDRIVER = "/usr/lib/chromium/chromium", "/usr/bin/chromedriver"
+
+
+def wait(driver, key: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = driver.execute_script("return window.avbZoo || null")
+        if page and page.get(key):
+            return page
+        time.sleep(0.02)
+    raise SystemExit(f"page not ready: {driver.find_element('tag name', 'body').text[:500]}")
+
+
+def first_test_digit(data_dir: Path) -> bytes:
+    """The first MNIST test image as a PNG (the idx file of the committed subset)."""
+    raw = gzip.decompress((data_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
+    pixels = np.frombuffer(raw[16 : 16 + 784], dtype=np.uint8).reshape(28, 28)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--screenshot", type=Path, default=None)
+    parser.add_argument("--digit", type=Path, default=None, help="MNIST folder: drop its first test digit first")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_web(args.model, Path(tmp) / "page")
+        server = make_server(folder, 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,1250",
+        ):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        times, parts = [], []
+        try:
+            for _ in range(args.loads):
+                driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+                page = wait(driver, "firstGridMs")
+                times.append(page["firstGridMs"])
+                parts.append(page["timings"])
+            if args.digit is not None:
+                data = base64.b64encode(first_test_digit(args.digit)).decode()
+                driver.execute_script(
+                    """const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+                    const dt = new DataTransfer(); dt.items.add(new File([bytes], "digit.png", {type: "image/png"}));
+                    document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt}));""",
+                    data,
+                )
+                wait(driver, "encoded")
+            driver.execute_script("return window.avbZoo.walkTo(0, 7)")
+            wait(driver, "walk")
+            if args.screenshot is not None:
+                driver.save_screenshot(str(args.screenshot))
+            browser = driver.capabilities.get("browserVersion")
+        finally:
+            driver.quit()
+            server.shutdown()
+    page_json = json.loads((Path(args.model) / "config.json").read_text())
+    result = {
+        "model": page_json.get("id"),
+        "model_dir": str(args.model),
+        "batch": 64,
+        "first_grid_ms": [round(t, 1) for t in times],
+        "first_grid_ms_median": round(statistics.median(times), 1),
+        "median_parts_ms": {k: round(statistics.median(p[k] for p in parts), 1) for k in parts[0]},
+        "parts": "scriptsMs: navigation start to the page's script running (page, manifest, ort script); "
+        "sessionMs: onnxruntime-web's wasm start and the sampler's session; gridMs: z, the sampler at batch 64, "
+        "painting",
+        "browser": f"headless Chromium {browser} (Debian), selenium, single-threaded wasm",
+        "onnxruntime_web": ORT_WEB_VERSION,
+        "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
+        "CPUs (shared)",
+    }
+    print(json.dumps(result, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

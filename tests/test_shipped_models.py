@@ -1,0 +1,67 @@
+"""Every model the package ships: its files are the catalogue's (by sha256), within the size limit, and it
+still gives the outputs recorded when it was shipped, through onnxruntime and through torch alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avb_zoo.model_io import load
+from avb_zoo.registry import all_specs
+from avb_zoo.runtime import PosteriorSampler, open_sampler
+
+RECORD = Path(__file__).parent / "data" / "shipped_outputs.json"
+MAX_FILE_BYTES = 16 * 2**20
+# float32 graphs on another CPU or onnxruntime build differ from the recording by rounding only (~1e-6); the
+# exporter itself accepts 1e-4 between a graph and its torch module, so that is the bound used here too.
+ATOL = 1e-4
+
+SHIPPED = [s for s in all_specs() if s.local_dir is not None]
+
+
+def test_the_package_ships_models_and_records_each() -> None:
+    ids = {s.id for s in SHIPPED}
+    assert "toy-avb-v1" in ids
+    assert set(json.loads(RECORD.read_text())) == ids, "rerun tools/record_shipped_outputs.py"
+
+
+@pytest.mark.parametrize("spec", SHIPPED, ids=lambda s: s.id)
+def test_shipped_files_are_exactly_the_catalogued_ones(spec) -> None:
+    folder = Path(spec.local_dir)
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    present = {p for p in present if "__pycache__" not in p}
+    assert present == set(spec.files), "the shipped folder and the catalogue's file list differ"
+    for rel, digest in spec.files.items():
+        data = (folder / rel).read_bytes()
+        assert len(data) <= MAX_FILE_BYTES, rel
+        assert hashlib.sha256(data).hexdigest() == digest, rel
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["model"]["id"] == spec.id
+
+
+@pytest.mark.parametrize("spec", SHIPPED, ids=lambda s: s.id)
+def test_shipped_model_reproduces_its_recorded_output(spec) -> None:
+    record = json.loads(RECORD.read_text())[spec.id]
+    folder = Path(spec.local_dir)
+    sampler = open_sampler(folder)
+    model = load(folder)
+    expected = np.asarray(record["values"], dtype=np.float64)
+    if isinstance(sampler, PosteriorSampler):
+        got = sampler.draw(8, seed=0)
+        eps = sampler.noise(8, seed=0)
+        with torch.no_grad():
+            by_torch = model.encode(torch.zeros(8, 0), eps=torch.from_numpy(eps)).numpy()
+    else:
+        stride = int(record["kind"].split("::")[1].rstrip("]"))
+        got = sampler.sample(4, seed=0)[:, ::stride]
+        with torch.no_grad():
+            by_torch = torch.sigmoid(model.decode_logits(torch.from_numpy(sampler.prior(4, seed=0)))).numpy()
+        by_torch = by_torch[:, ::stride]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(by_torch, expected, rtol=0, atol=ATOL)
