@@ -14,8 +14,10 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,12 +464,24 @@ def _npy_header(shape: tuple[int, ...], descr: str = "<f4", tail: int = 64) -> b
     return header.getvalue() + bytes(tail)
 
 
-def _png(ctx: Ctx, size: tuple[int, int], fmt: str = "PNG", name: str = "x.png") -> Path:
+def _png_header(ctx: Ctx, width: int, height: int) -> Path:
+    """A PNG whose header declares width x height grey pixels, followed by a few bytes of data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(16))) + chunk(b"IEND", b"")
+    return ctx.write("cwd/x.png", b"\x89PNG\r\n\x1a\n" + body)
+
+
+def _jpeg_truncated(ctx: Ctx) -> Path:
     from PIL import Image
 
-    path = ctx.root / "cwd" / name
-    Image.new("L", size).save(path, format=fmt)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(buffer, format="JPEG")
+    data = buffer.getvalue()
+    return ctx.write("cwd/x.jpg", data[: len(data) // 2])
 
 
 def _encode(make_input: Callable[[Ctx], Path], *extra: object) -> Callable[[Ctx], list[object]]:
@@ -492,9 +506,12 @@ INPUTS: dict[str, Callable[[Ctx], Path]] = {
     "npy-complex": lambda ctx: ctx.npy(np.ones((2, 4), np.complex64)),
     "npy-empty": lambda ctx: ctx.npy(np.zeros((0, 4), np.float32)),
     "npy-dev-zero": lambda ctx: (ctx.root / "cwd" / "z0.npy").symlink_to("/dev/zero") or ctx.root / "cwd" / "z0.npy",
-    "png-wrong-size": lambda ctx: _png(ctx, (28, 28)),
+    # a wrong size is converted now (grey models take any size, with a warning); a size beyond the limit is not
+    "png-81m-pixels": lambda ctx: _png_header(ctx, 9000, 9000),
+    "png-decompression-bomb": lambda ctx: _png_header(ctx, 100_000, 100_000),
     "png-garbage": lambda ctx: ctx.write("cwd/x.png", b"\x89PNG\r\n\x1a\n" + os.urandom(100)),
-    "jpeg-as-png": lambda ctx: _png(ctx, (2, 2), "JPEG"),
+    # a JPEG named .png is read by its content now (Pillow); a JPEG cut short is still not an image
+    "jpeg-truncated": _jpeg_truncated,
     "folder-without-png": lambda ctx: ctx.write("cwd/imgs/readme.txt", "none").parent,
 }
 for _name, _make in INPUTS.items():
@@ -527,7 +544,13 @@ case("sample-columns-1e9-subprocess", subprocess=True)(
 )
 case("sample-n-zero", usage=True)(lambda ctx: ["sample", ctx.toy(), "-n", 0, "--out", ctx.out / "g.png"])
 case("sample-n-1e9", usage=True)(lambda ctx: ["sample", ctx.toy(), "-n", 10**9, "--out", ctx.out / "g.png"])
-case("sample-out-jpg")(lambda ctx: ["sample", ctx.toy(), "--out", ctx.out / "g.jpg"])
+# .jpg is a format Pillow writes, so it is taken now; an extension no image format has is not
+case("sample-out-unknown-format")(lambda ctx: ["sample", ctx.toy(), "--out", ctx.out / "g.xyz"])
+case("sample-no-out-no-npy")(lambda ctx: ["sample", ctx.toy()])
+case("sample-scale-33", usage=True)(lambda ctx: ["sample", ctx.toy(), "--out", ctx.out / "g.png", "--scale", 33])
+case("sample-scaled-grid-too-big")(
+    lambda ctx: ["sample", ctx.toy(), "-n", 65536, "--scale", 32, "--out", ctx.out / "g.png"]
+)
 case("sample-npy-wrong-suffix")(lambda ctx: ["sample", ctx.toy(), "--out", ctx.out / "g.png", "--npy", "s.txt"])
 case("sample-provider-cuda")(lambda ctx: ["sample", ctx.toy(), "--out", ctx.out / "g.png", "--provider", "cuda"])
 case("sample-a-file-not-a-folder")(lambda ctx: ["sample", TOY / "config.json", "--out", ctx.out / "g.png"])

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from avb_zoo.errors import InputError, InputWarning
-from avb_zoo.runtime.limits import MAX_INPUT_BYTES, MAX_VALUES
+from avb_zoo.runtime.limits import MAX_IMAGE_PIXELS, MAX_INPUT_BYTES
 
 MAX_NPY_HEADER = 10_000  # numpy's own default limit on a .npy header's length
 
@@ -141,10 +141,10 @@ def _read_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
     try:
         with Image.open(path) as img:
             width, height = img.size  # from the header: checked before the pixels are decoded
-            if width * height > MAX_VALUES:
+            if width * height > MAX_IMAGE_PIXELS:
                 raise InputError(
-                    f"{path} declares {width:,}x{height:,} = {width * height:,} pixels; images are at most "
-                    f"{MAX_VALUES:,} pixels"
+                    f"{path} declares {width:,}x{height:,} = {width * height:,} pixels; input images are at most "
+                    f"{MAX_IMAGE_PIXELS:,} pixels"
                 )
             img.load()
             if c != 1:

@@ -16,6 +16,7 @@ MAX_DIM = 1 << 20  # x_dim, latent_dim, noise_dim and each image side: the model
 MAX_VALUES = 1 << 28  # values in one array a call makes: 268 M float32, 1 GiB
 MAX_INPUT_BYTES = 1 << 30  # an input .npy array: 1 GiB
 MAX_GRID_PIXELS = 1 << 27  # pixels of one image grid: 128 M (a 65,536-sample MNIST grid has 59 M)
+MAX_IMAGE_PIXELS = 1 << 26  # pixels of one input image, read from its header before decoding: 8192 x 8192
 
 
 def gib(nbytes: int) -> str:
