@@ -119,7 +119,7 @@ def check_deterministic(model: bytes, where: object) -> None:
         )
 
 
-def _read(folder: Path, rel: str, limit: int, hashes: Mapping[str, str] | None) -> bytes:
+def read_checked(folder: Path, rel: str, limit: int, hashes: Mapping[str, str] | None) -> bytes:
     """The bytes of ``folder/rel`` (at most ``limit``); with ``hashes``, only a file they vouch for."""
     path = folder / rel
     if hashes is not None and rel not in hashes:
@@ -142,7 +142,7 @@ def _read(folder: Path, rel: str, limit: int, hashes: Mapping[str, str] | None) 
 def recorded_sha256(folder: Path, name: str, hashes: Mapping[str, str] | None = None) -> str:
     """The sha256 that ``onnx/verification.json`` records for graph ``name`` (the report must say it passed)."""
     where = folder / REPORT
-    report: Any = loads_json(_read(folder, REPORT, MAX_REPORT_BYTES, hashes), where, GraphError)
+    report: Any = loads_json(read_checked(folder, REPORT, MAX_REPORT_BYTES, hashes), where, GraphError)
     entry = report.get("graphs", {}).get(name) if isinstance(report, dict) else None
     if not isinstance(report, dict) or report.get("passed") is not True:
         raise GraphError(f"{where} does not record a passed verification; run `avb-zoo export {folder}`")
@@ -158,7 +158,7 @@ def verified_graph(folder: Path, name: str, hashes: Mapping[str, str] | None = N
     The bytes checked are the bytes run: the caller hands them to onnxruntime, never the path.
     """
     rel = graph_file(name)
-    data = _read(folder, rel, MAX_GRAPH_BYTES, hashes)
+    data = read_checked(folder, rel, MAX_GRAPH_BYTES, hashes)
     if hashlib.sha256(data).hexdigest() != recorded_sha256(folder, name, hashes):
         raise GraphError(
             f"{folder / rel} is not the graph its export verified (its sha256 differs from {REPORT}); not opened"
