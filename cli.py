@@ -651,6 +651,7 @@ def sample(
     from avb_zoo.errors import InputError
     from avb_zoo.runtime import PosteriorSampler, open_sampler
     from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, sample_grid
+    from avb_zoo.runtime.limits import check_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
 
     if out is None and npy_out is None:
@@ -662,6 +663,8 @@ def sample(
     if isinstance(sampler, PosteriorSampler):
         _write_posterior_draws(sampler, count, seed, out_path, npy_path)
         return
+    if out_path is not None:
+        check_grid(count, columns, sampler.image_shape, scale)  # before any sampling
     images = sampler.sample(count, seed=seed)
     if binarize:
         images = sampler.binarize(images, seed=seed)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from avb_zoo._layout import checkout_root
+from avb_zoo.errors import shown
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,7 @@ __all__ = ["__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'avb_zoo' has no attribute {name!r}")
+        raise AttributeError(f"module 'avb_zoo' has no attribute {shown(name)}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

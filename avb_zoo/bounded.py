@@ -27,7 +27,8 @@ def read_regular(path: Path, limit: int, error: type[AVBZooError], what: str = "
             raise error(f"{path} is not a regular file (a device, pipe or socket); a {what} must be one")
         if info.st_size > limit:
             raise error(f"{path} is {info.st_size:,} bytes; a {what} is at most {limit:,}")
-        data = fh.read(limit + 1)
+        # the size the file has now, plus one byte to notice growth: read(limit + 1) would reserve the whole limit
+        data = fh.read(info.st_size + 1)
     if len(data) > limit:
         raise error(f"{path} grew past {limit:,} bytes while being read; a {what} is at most {limit:,}")
     return data

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from avb_zoo.errors import AVBZooError
+from avb_zoo.errors import AVBZooError, one_line
 
 EXAMPLES = {
     "train": "avb-zoo train toy-avb --out runs/toy-avb",
@@ -49,7 +49,7 @@ def split_flags(args: list[str]) -> tuple[list[str], bool, bool]:
 
 
 def _json_error(err: Exception, exit_code: int) -> str:
-    return json.dumps({"error": {"type": type(err).__name__, "message": str(err), "exit_code": exit_code}})
+    return json.dumps({"error": {"type": type(err).__name__, "message": one_line(str(err)), "exit_code": exit_code}})
 
 
 class _NoteHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -96,7 +96,7 @@ class OneFaceGroup(click.Group):
             if ctx.meta.get(JSON_KEY):
                 click.echo(_json_error(err, 1))
             else:
-                click.echo(f"error: {err}", err=True)
+                click.echo(f"error: {one_line(str(err))}", err=True)
             ctx.exit(1)
         except click.UsageError as err:
             if not ctx.meta.get(JSON_KEY):

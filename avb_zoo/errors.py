@@ -108,6 +108,30 @@ class LaunchError(AVBZooError):
     a rendezvous that timed out."""
 
 
+ECHO_LIMIT = 80  # characters of a user's input that an error message quotes
+LINE_LIMIT = 2000  # characters of one error line as the command prints it
+
+
+def shown(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)``, shortened past ``limit`` characters: an error quotes what was given, never all of it.
+
+    The one helper for echoing input in messages, so a 100,000-character id or value prints as one short line.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes | list | tuple | dict) else len(text)
+    return f"{text[: max(limit - 3, 8)]}... ({size:,} characters in all)"
+
+
+def one_line(message: str, limit: int = LINE_LIMIT) -> str:
+    """``message`` as one printable line of at most ``limit`` characters (what the command shows for an error)."""
+    text = " ".join(message.split())
+    if len(text) > limit:
+        text = f"{text[: limit - 40]}... ({len(text):,} characters in all)"
+    return text
+
+
 class WebError(AVBZooError):
     """The browser page cannot be built or served: onnxruntime-web not prepared (or not the pinned files), npm
     missing, a port that cannot be bound."""

@@ -12,7 +12,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError
+from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError, shown
 from avb_zoo.registry import ModelSpec, load_entry_point, spec
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
     extra = sorted(set(kwargs) - set(RUNTIME_KWARGS))
     if extra:
         raise ConfigError(
-            f"make({model_id!r}) got {', '.join(extra)}: the id and its revision fix the architecture and weights, "
+            f"make({shown(model_id)}) got {', '.join(extra)}: the id and its revision fix the architecture and "
+            "weights, "
             f"so make takes only {', '.join(RUNTIME_KWARGS)} (train a new model id to change the rest)"
         )
 
@@ -40,7 +41,7 @@ def _dtype(value: Any) -> Any:
         return value
     found = getattr(torch, str(value), None)
     if not isinstance(found, torch.dtype) or not found.is_floating_point:
-        raise ConfigError(f"dtype {value!r} is not a torch floating-point dtype (e.g. float32, float64)")
+        raise ConfigError(f"dtype {shown(value)} is not a torch floating-point dtype (e.g. float32, float64)")
     return found
 
 

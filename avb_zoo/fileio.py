@@ -16,13 +16,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avb_zoo.bounded import read_regular
-from avb_zoo.errors import CheckpointError, OutputError
+from avb_zoo.errors import CheckpointError, OutputError, shown
 
 if TYPE_CHECKING:
     import torch
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit
 MAX_WEIGHTS_BYTES = 16 << 30  # far above any zoo model; a larger file is not one of its weights files
+
+
+def is_folder(path: str | Path) -> bool:
+    """``Path.is_dir`` for what a user typed: a name the system refuses (too long, odd bytes) is no folder.
+
+    Python's own check raises for a name longer than the system allows, where the caller wants a plain no
+    (the text may still be a model id).
+    """
+    try:
+        return Path(path).expanduser().is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_present(path: str | Path) -> bool:
+    """``Path.exists`` without the exception for names the system refuses (see ``is_folder``)."""
+    try:
+        return Path(path).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
@@ -132,7 +152,7 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise CheckpointError(f"{path} is truncated or corrupt: tensor {name!r} lies outside the file")
+            raise CheckpointError(f"{path} is truncated or corrupt: tensor {shown(name)} lies outside the file")
     try:
         tensors = st_load(raw)
     except Exception as err:  # safetensors raises its own error type for malformed files

@@ -33,7 +33,9 @@ from avb_zoo.errors import (
     HubRepoNotFound,
     HubUnreachable,
     ModelNotFound,
+    shown,
 )
+from avb_zoo.fileio import is_folder
 from avb_zoo.hub_files import PUSHED, REQUIRED, TEST_DATA_FILES, remove_cached, select_push_files
 from avb_zoo.hub_names import check_repo_id, check_revision
 
@@ -196,9 +198,9 @@ def _hub_call_error(err: Exception, what: str, repo_id: str, revision: str, endp
     if status == 401 and "invalid credentials" in str(err).lower():
         return HubAuthError(f"the Hub at {endpoint} refused the token (invalid credentials): check HF_TOKEN")
     if isinstance(err, RevisionNotFoundError):
-        return HubNotFound(f"revision {revision!r} not found in {repo_id} on {endpoint}")
+        return HubNotFound(f"revision {shown(revision)} not found in {repo_id} on {endpoint}")
     if isinstance(err, EntryNotFoundError):
-        return HubNotFound(f"{repo_id} at revision {revision!r} has no file {what!r} (on {endpoint})")
+        return HubNotFound(f"{repo_id} at revision {shown(revision)} has no file {shown(what)} (on {endpoint})")
     if isinstance(err, RepositoryNotFoundError):
         return HubRepoNotFound(
             f"repository {repo_id} not found on {endpoint} (if it is private, set HF_TOKEN to a token that can read it)"
@@ -341,7 +343,7 @@ def fetch(
                 return _shipped(spec, f"{unreachable}, and the cache {cache} has no copy")
             if revision is not None:
                 raise HubUnreachable(
-                    f"cannot pull {spec.id} at revision {revision!r}: {unreachable} and the cache {cache} has no "
+                    f"cannot pull {spec.id} at revision {shown(revision)}: {unreachable} and the cache {cache} has no "
                     "copy of it (the copy shipped with avb-zoo is the catalogue's pinned files, not that revision)"
                 ) from None
             raise HubUnreachable(
@@ -451,7 +453,7 @@ def resolve_checked(
     no hashes for the model (the pull said its files are not verified).
     """
     path = Path(id_or_dir).expanduser()
-    if path.is_dir():
+    if is_folder(path):
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is a folder but holds no {CONFIG_FILE}: not a model folder")
         return path, None
@@ -465,7 +467,7 @@ def resolve_checked(
     try:
         pulled = fetch(text, revision=revision, cache_dir=cache_dir, offline=offline)
     except (ModelNotFound, HubNotFound, HubUnreachable) as err:
-        raise type(err)(f"{err} ({text!r} is not a folder either)") from None
+        raise type(err)(f"{err} ({shown(text)} is not a folder either)") from None
     if pulled.note:
         logger.warning("%s", pulled.note)
     return pulled.folder, (dict(pulled.files) if pulled.verified and pulled.files else None)
@@ -531,7 +533,7 @@ def push(
             what = "creating the repo"
             api.create_repo(repo_id, private=private, exist_ok=True)
             if revision is not None and revision != "main":
-                what = f"creating branch {revision!r}"
+                what = f"creating branch {shown(revision)}"
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             what = "the commit"
             info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from avb_zoo.errors import InvalidRepoId
+from avb_zoo.errors import InvalidRepoId, shown
 
 # The Hub's own rules (huggingface_hub.utils.validate_repo_id): word characters, '-', '.', at most 96 each part.
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,95}$")
@@ -21,17 +21,16 @@ def check_repo_id(repo_id: object) -> str:
     """``ORG/NAME`` made of letters, digits, ``_ - .``; no ``..``/``--`` runs, no ``.git`` suffix."""
     if not isinstance(repo_id, str):
         raise InvalidRepoId(f"a repo id must be a string like ORG/NAME, got {type(repo_id).__name__}")
-    shown = repo_id if len(repo_id) <= 120 else repo_id[:117] + "..."
     parts = repo_id.split("/")
     if len(parts) != 2:
-        raise InvalidRepoId(f"repo id {shown!r} must have the form ORG/NAME (exactly one '/')")
+        raise InvalidRepoId(f"repo id {shown(repo_id)} must have the form ORG/NAME (exactly one '/')")
     if ".." in repo_id or "--" in repo_id or repo_id.endswith(".git"):
-        raise InvalidRepoId(f"repo id {shown!r} may not contain '..' or '--' or end with '.git'")
+        raise InvalidRepoId(f"repo id {shown(repo_id)} may not contain '..' or '--' or end with '.git'")
     for part in parts:
         if not _PART.match(part) or part.endswith("."):
             raise InvalidRepoId(
-                f"repo id {shown!r}: {part!r} must be 1-96 letters, digits, '_', '-' or '.', starting with a letter "
-                "or digit"
+                f"repo id {shown(repo_id)}: {shown(part)} must be 1-96 letters, digits, '_', '-' or '.', starting "
+                "with a letter or digit"
             )
     return repo_id
 
@@ -40,10 +39,9 @@ def check_revision(revision: object) -> str:
     """A branch, tag or commit sha: no ``..``, no leading ``/`` or ``-``, no spaces or control characters."""
     if not isinstance(revision, str):
         raise InvalidRepoId(f"a revision must be a string (branch, tag or commit sha), got {type(revision).__name__}")
-    shown = revision if len(revision) <= 80 else revision[:77] + "..."
     if ".." in revision or "//" in revision or revision.endswith(("/", ".lock")) or not _REVISION.match(revision):
         raise InvalidRepoId(
-            f"revision {shown!r} is not a valid branch, tag or commit sha (letters, digits, '_ - . /'; no '..')"
+            f"revision {shown(revision)} is not a valid branch, tag or commit sha (letters, digits, '_ - . /'; no '..')"
         )
     return revision
 
@@ -51,17 +49,17 @@ def check_revision(revision: object) -> str:
 def check_repo_path(path: object) -> str:
     """A relative POSIX path inside a repo (``onnx/encoder.onnx``): no ``..``, no absolute or hidden parts."""
     if not isinstance(path, str) or not path:
-        raise InvalidRepoId(f"a file path in a repo must be a non-empty string, got {path!r}")
-    shown = path if len(path) <= 120 else path[:117] + "..."
+        raise InvalidRepoId(f"a file path in a repo must be a non-empty string, got {shown(path)}")
     parts = path.split("/")
     if len(parts) > 8 or not all(_PATH_PART.match(p) and p not in (".", "..") for p in parts):
         raise InvalidRepoId(
-            f"file path {shown!r} must be relative, with parts of letters, digits, '_ + - .' (no '..', no leading '/')"
+            f"file path {shown(path)} must be relative, with parts of letters, digits, '_ + - .' "
+            "(no '..', no leading '/')"
         )
     return path
 
 
 def check_sha256(value: object, where: str) -> str:
     if not isinstance(value, str) or not SHA256.match(value):
-        raise InvalidRepoId(f"{where} must be a sha256 (64 lowercase hex digits), got {value!r}")
+        raise InvalidRepoId(f"{where} must be a sha256 (64 lowercase hex digits), got {shown(value)}")
     return value

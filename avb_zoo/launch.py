@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from avb_zoo.errors import LaunchError
+from avb_zoo.errors import LaunchError, shown
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class LaunchSettings:
         if self.rdzv_endpoint is not None:
             host, _, port = self.rdzv_endpoint.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise LaunchError(f"--rdzv-endpoint must be HOST:PORT, got {self.rdzv_endpoint!r}")
+                raise LaunchError(f"--rdzv-endpoint must be HOST:PORT, got {shown(self.rdzv_endpoint)}")
         return self
 
     @property

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from avb_zoo.errors import ConfigError
+from avb_zoo.config_file import suggestion
+from avb_zoo.errors import ConfigError, shown
 from avb_zoo.model_config import FORMAT_VERSION, METHODS, _check_value, validate_config  # noqa: F401
 from avb_zoo.networks.adversaries import ADVERSARIES
 from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
@@ -58,7 +59,7 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
         raise ConfigError(f"{role} must be a table with a 'name' field, got {type(spec).__name__}")
     name = spec.get("name")
     if name not in registry:
-        raise ConfigError(f"{role}.name = {name!r} is not a known architecture; choose one of {sorted(registry)}")
+        raise ConfigError(f"{role}.name = {shown(name)} is not a known architecture; choose one of {sorted(registry)}")
     cls = registry[name]
     params = inspect.signature(cls.__init__).parameters
     hints = typing.get_type_hints(cls.__init__)
@@ -68,10 +69,15 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
             continue
         if key not in params or key == "self":
             allowed = sorted(p for p in params if p != "self")
-            raise ConfigError(f"{role}.{key} is not a setting of {name!r}; its settings are {allowed}")
+            raise ConfigError(
+                f"{role}.{shown(key)[1:-1]} is not a setting of {shown(name)}{suggestion(str(key), allowed)}; "
+                f"its settings are {allowed}"
+            )
         _check_value(f"{role}.{key}", value)
         if key in hints and not _fits(value, hints[key]):
-            raise ConfigError(f"{role}.{key} = {value!r} has the wrong type; {name!r} expects {params[key].annotation}")
+            raise ConfigError(
+                f"{role}.{key} = {shown(value)} has the wrong type; {shown(name)} expects {params[key].annotation}"
+            )
         kwargs[key] = list(value) if isinstance(value, tuple) else value
     missing = [
         p.name
@@ -79,7 +85,7 @@ def _component_kwargs(role: str, spec: Any, registry: Mapping[str, type], common
         if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in kwargs
     ]
     if missing:
-        raise ConfigError(f"{role} ({name!r}) needs {missing}")
+        raise ConfigError(f"{role} ({shown(name)}) needs {missing}")
     return cls, kwargs
 
 

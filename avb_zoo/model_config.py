@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from avb_zoo.errors import ConfigError
+from avb_zoo.config_file import FORMAT_VERSION, check_keys
+from avb_zoo.errors import ConfigError, shown
 
-FORMAT_VERSION = 1
 METHODS = ("avb", "avb-ac", "vae")
 MAX_INT = 1 << 20
 MAX_LIST = 64
@@ -47,31 +47,32 @@ def validate_config(config: Any) -> dict[str, Any]:
     """Check a configuration's structure and types; returns a normalised deep copy."""
     if not isinstance(config, Mapping):
         raise ConfigError(f"a model configuration must be a JSON object, got {type(config).__name__}")
+    check_keys(config, "the model configuration")
     cfg = copy.deepcopy(dict(config))
     version = cfg.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise ConfigError(f"format_version {version!r} is not supported (this avb-zoo reads {FORMAT_VERSION})")
+        raise ConfigError(f"format_version {shown(version)} is not supported (this avb-zoo reads {FORMAT_VERSION})")
     cfg["format_version"] = FORMAT_VERSION
     if cfg.get("method") not in METHODS:
-        raise ConfigError(f"method = {cfg.get('method')!r}; choose one of {list(METHODS)}")
+        raise ConfigError(f"method = {shown(cfg.get('method'))}; choose one of {list(METHODS)}")
     for key in ("latent_dim", "x_dim"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, got {shown(value)}")
         _check_value(key, value)
     if cfg["latent_dim"] < 1:
         raise ConfigError("latent_dim must be at least 1")
     shape = cfg.get("image_shape")
     if shape is not None:
         if not (isinstance(shape, list | tuple) and len(shape) == 3 and all(isinstance(s, int) for s in shape)):
-            raise ConfigError(f"image_shape must be [channels, height, width], got {shape!r}")
+            raise ConfigError(f"image_shape must be [channels, height, width], got {shown(shape)}")
         _check_value("image_shape", shape)
         if math.prod(shape) != cfg["x_dim"]:
             raise ConfigError(f"image_shape {list(shape)} does not hold x_dim = {cfg['x_dim']} values")
         cfg["image_shape"] = list(shape)
     needs_adversary = cfg["method"] != "vae"
     if needs_adversary and not cfg.get("adversary"):
-        raise ConfigError(f"method {cfg['method']!r} needs an adversary")
+        raise ConfigError(f"method {shown(cfg['method'])} needs an adversary")
     if not needs_adversary:
         cfg["adversary"] = None
     data = cfg.get("data", {})

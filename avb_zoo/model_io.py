@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from avb_zoo.config_file import CONFIG_FILE, read_config_json
-from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
 from avb_zoo.model import FORMAT_VERSION, AVBModel, validate_config
 
 WEIGHTS_FILE = "model.safetensors"
 ADVERSARY_FILE = "adversary.safetensors"
+TRAINING_DTYPES = (torch.float32, torch.float64)  # what a floating-point tensor of a saved model may be stored as
 
 
 def model_tensors(model: AVBModel, groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -45,7 +46,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = read_config_json(folder)
     version = config.get("format_version")
     if type(version) is not int:
-        raise ConfigError(f"{path}: format_version must be an integer, got {version!r}")
+        raise ConfigError(f"{path}: format_version must be an integer, got {shown(version)}")
     if version > FORMAT_VERSION:
         raise ConfigError(
             f"{path} has format_version {version}, newer than this avb-zoo reads ({FORMAT_VERSION}): upgrade avb-zoo"
@@ -54,6 +55,26 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         return validate_config(config)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def check_values(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Each tensor in a dtype the model is trained in (float32 or float64 weights), and finite.
+
+    A float16 or int64 copy would be cast silently on loading, and a NaN weight gives a model that loads,
+    exports and publishes but computes nothing: both are refused, naming the tensor.
+    """
+    for name, want in expected.items():
+        got = tensors[name]
+        allowed = TRAINING_DTYPES if want.is_floating_point() else (want.dtype,)
+        if got.dtype not in allowed:
+            names = " or ".join(str(d).removeprefix("torch.") for d in allowed)
+            raise CheckpointError(
+                f"{source}: tensor {name} is stored as {str(got.dtype).removeprefix('torch.')}; "
+                f"the model keeps it as {names}"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            bad = int((~torch.isfinite(got)).sum())
+            raise CheckpointError(f"{source}: tensor {name} holds {bad} NaN or infinite value(s); refused")
 
 
 def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups: tuple[str, ...], source: str) -> None:
@@ -75,6 +96,7 @@ def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups:
         problems.append(f"mis-shaped {shapes[:5]}")
     if problems:
         raise CheckpointError(f"{source} does not match config.json: " + "; ".join(problems))
+    check_values(tensors, expected, source)
     parts = model.state_groups()
     for g in groups:
         if g in parts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from avb_zoo.errors import InvalidRepoId, ModelNotFound
+from avb_zoo.errors import InvalidRepoId, ModelNotFound, shown
 from avb_zoo.hub_names import check_repo_id, check_revision
 
 HF_HUB_PREFIX = "hf-hub:"
@@ -27,10 +27,6 @@ class HubRef:
     def id(self) -> str:
         """The canonical name, ``hf-hub:ORG/NAME`` (the revision is reported on its own)."""
         return HF_HUB_PREFIX + self.repo_id
-
-
-def _shown(text: str) -> str:
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _split(text: str) -> tuple[str, str | None]:
@@ -74,9 +70,9 @@ def resolve_name(name: str) -> HubRef | str:
             check_revision(revision)
     except InvalidRepoId as err:
         raise ModelNotFound(
-            f"{_shown(name)!r} is neither a registered model (no namespace {org!r}) nor a Hub repo id: {err}"
+            f"{shown(name)} is neither a registered model (no namespace {shown(org)}) nor a Hub repo id: {err}"
         ) from None
-    note = f"{repo!r} names no registered namespace: taken as the Hub repo {HF_HUB_PREFIX}{repo}"
+    note = f"{shown(repo)} names no registered namespace: taken as the Hub repo {HF_HUB_PREFIX}{repo}"
     return HubRef(repo, revision, note)
 
 

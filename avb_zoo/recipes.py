@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.errors import ConfigError, InvalidRepoId, RecipeNotFound
+from avb_zoo.errors import ConfigError, InvalidRepoId, RecipeNotFound, shown
 from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
 from avb_zoo.model_config import validate_config
 
@@ -57,19 +57,19 @@ class TrainSettings:
 
     def check(self, source: str) -> None:
         if self.data not in DATA_SOURCES:
-            raise ConfigError(f"{source}: train.data = {self.data!r}; choose one of {list(DATA_SOURCES)}")
+            raise ConfigError(f"{source}: train.data = {shown(self.data)}; choose one of {list(DATA_SOURCES)}")
         for name in ("batch_size", "steps", "adversary_steps", "checkpoint_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{source}: train.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{source}: train.{name} must be a positive integer, got {shown(value)}")
         for name in ("lr_primal", "lr_adversary", "loss_scale"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{source}: train.{name} must be a positive number, got {value!r}")
+                raise ConfigError(f"{source}: train.{name} must be a positive number, got {shown(value)}")
         for name in ("betas_primal", "betas_adversary"):
             value = getattr(self, name)
             if len(value) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in value):
-                raise ConfigError(f"{source}: train.{name} must be two numbers in [0, 1), got {list(value)!r}")
+                raise ConfigError(f"{source}: train.{name} must be two numbers in [0, 1), got {shown(list(value))}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class HubSource:
             raise ConfigError(f"{source}: [hub] has unknown field(s) {unknown}; known: {known}")
         for key in ("repo_id", "files"):
             if key not in raw:
-                raise ConfigError(f"{source}: [hub] is missing field {key!r}")
+                raise ConfigError(f"{source}: [hub] is missing field {shown(key)}")
         files = raw["files"]
         if not isinstance(files, dict) or not files:
             raise ConfigError(f"{source}: hub.files must be a table of path = sha256, with at least config.json")
@@ -99,12 +99,12 @@ class HubSource:
             revision = check_revision(raw.get("revision", "main"))
             for path, digest in files.items():
                 check_repo_path(path)
-                check_sha256(digest, f"hub.files.{path!r}")
+                check_sha256(digest, f"hub.files.{shown(path)}")
         except InvalidRepoId as err:
             raise ConfigError(f"{source}: [hub] {err}") from None
         for needed in ("config.json", "model.safetensors"):
             if needed not in files:
-                raise ConfigError(f"{source}: hub.files is missing {needed!r}")
+                raise ConfigError(f"{source}: hub.files is missing {shown(needed)}")
         return cls(repo_id, revision, dict(files))
 
 
@@ -114,7 +114,7 @@ def read_metrics(raw: Any, source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: [metrics] must be a table")
     for name, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{source}: metrics.{name} must be a number or a string, got {value!r}")
+            raise ConfigError(f"{source}: metrics.{name} must be a number or a string, got {shown(value)}")
     return dict(raw)
 
 
@@ -146,7 +146,7 @@ def split_id(model_id: str) -> tuple[str, int | None]:
     """``'toy-avb-v1' -> ('toy-avb', 1)``; ``'toy-avb' -> ('toy-avb', None)``."""
     match = ID_PATTERN.match(model_id)
     if match is None:
-        raise RecipeNotFound(f"{model_id!r} is not a model id (expected name-vN, e.g. toy-avb-v1)")
+        raise RecipeNotFound(f"{shown(model_id)} is not a model id (expected name-vN, e.g. toy-avb-v1)")
     version = match.group("version")
     return match.group("name"), int(version) if version is not None else None
 
@@ -167,10 +167,10 @@ def read_recipe(path: Path) -> Recipe:
         raise ConfigError(f"{source}: not valid TOML: {err}") from None
     for key in ("id", "model", "train"):
         if key not in raw:
-            raise ConfigError(f"{source}: missing field {key!r}")
+            raise ConfigError(f"{source}: missing field {shown(key)}")
     model_id = raw["id"]
     if not isinstance(model_id, str) or split_id(model_id)[1] is None:
-        raise ConfigError(f"{source}: id must look like name-vN, got {model_id!r}")
+        raise ConfigError(f"{source}: id must look like name-vN, got {shown(model_id)}")
     if not isinstance(raw["model"], dict):
         raise ConfigError(f"{source}: [model] must be a table")
     try:
@@ -190,7 +190,9 @@ def load_catalogue(folder: Path | None = None) -> dict[str, Recipe]:
     for path in sorted((folder or catalogue_dir()).glob("*.toml")):
         recipe = read_recipe(path)
         if recipe.id in recipes:
-            raise ConfigError(f"{path.name}: id {recipe.id!r} is already defined in {recipes[recipe.id].source.name}")
+            raise ConfigError(
+                f"{path.name}: id {shown(recipe.id)} is already defined in {recipes[recipe.id].source.name}"
+            )
         recipes[recipe.id] = recipe
     return recipes
 
@@ -203,10 +205,10 @@ def find_recipe(model_id: str, catalogue: dict[str, Recipe] | None = None) -> Re
     if not versions:
         names = sorted({r.name for r in recipes.values()})
         close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RecipeNotFound(f"no model named {name!r} in the catalogue.{hint} Known: {', '.join(names)}")
+        hint = f" Did you mean {shown(close[0])}?" if close else ""
+        raise RecipeNotFound(f"no model named {shown(name)} in the catalogue.{hint} Known: {', '.join(names)}")
     if version is None:
         return versions[max(versions)]
     if version not in versions:
-        raise RecipeNotFound(f"{name!r} has no version {version}; it has {sorted(versions)}")
+        raise RecipeNotFound(f"{shown(name)} has no version {version}; it has {sorted(versions)}")
     return versions[version]

@@ -35,6 +35,7 @@ from avb_zoo.errors import (
     NamespaceNotFound,
     RegistrationError,
     VersionNotFound,
+    shown,
 )
 from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
 
@@ -82,7 +83,7 @@ def parse_model_id(model_id: str) -> tuple[str | None, str, int | None]:
     match = ID_RE.match(model_id) if isinstance(model_id, str) else None
     if match is None:
         raise ModelNotFound(
-            f"{model_id!r} is not a model id: expected [namespace/]name-vN of letters, digits, '_', '-' and '.' "
+            f"{shown(model_id)} is not a model id: expected [namespace/]name-vN of letters, digits, '_', '-' and '.' "
             "(e.g. toy-avb-v1)"
         )
     version = match.group("version")
@@ -123,7 +124,7 @@ class ModelSpec:
         except ModelNotFound as err:
             raise RegistrationError(str(err)) from None
         if version is None:
-            raise RegistrationError(f"cannot register {self.id!r}: ids need a version, e.g. {self.id}-v1")
+            raise RegistrationError(f"cannot register {shown(self.id)}: ids need a version, e.g. {self.id}-v1")
         self.namespace, self.name, self.version = ns, name, version
         if not (isinstance(self.entry_point, str) or callable(self.entry_point)):
             raise RegistrationError(f"{self.id}: entry_point must be 'module:attribute' or a callable")
@@ -136,7 +137,7 @@ class ModelSpec:
                 check_revision(self.hub_revision)
             for path, digest in self.files.items():
                 check_repo_path(path)
-                check_sha256(digest, f"the sha256 of {path!r}")
+                check_sha256(digest, f"the sha256 of {shown(path)}")
         except InvalidRepoId as err:
             raise RegistrationError(f"{self.id}: {err}") from None
         if self.local_dir is not None:
@@ -269,7 +270,7 @@ def _load_plugins() -> None:
                 registry.clear()
                 registry.update(before)
                 warnings.warn(
-                    f"avb-zoo plugin {ep.name!r} ({ep.value}) could not be loaded and was skipped: "
+                    f"avb-zoo plugin {shown(ep.name)} ({ep.value}) could not be loaded and was skipped: "
                     f"{type(err).__name__}: {err}",
                     PluginWarning,
                     stacklevel=3,
@@ -322,7 +323,7 @@ def register(
     if _current_namespace is not None:
         if ns is not None and ns != _current_namespace:
             raise RegistrationError(
-                f"plugin {_current_namespace!r} may only register ids in its own namespace, not {id!r}"
+                f"plugin {shown(_current_namespace)} may only register ids in its own namespace, not {shown(id)}"
             )
         id = get_model_id(_current_namespace, name, version)  # noqa: A001
     entry = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
@@ -368,9 +369,9 @@ def _not_found(model_id: str, ns: str | None, name: str, version: int | None) ->
     if ns is not None and ns not in namespaces:
         hint = _hint(ns, namespaces) or (
             f" Is the package that provides it installed? Plugins register through the entry-point group "
-            f"{ENTRY_POINT_GROUP!r}."
+            f"{shown(ENTRY_POINT_GROUP)}."
         )
-        return NamespaceNotFound(f"namespace {ns!r} not found (in {model_id!r}).{hint}")
+        return NamespaceNotFound(f"namespace {shown(ns)} not found (in {shown(model_id)}).{hint}")
     versions = _versions(ns, name)
     if not versions:
         names = sorted({s.name for s in registry.values() if s.namespace == ns})
@@ -378,13 +379,13 @@ def _not_found(model_id: str, ns: str | None, name: str, version: int | None) ->
         elsewhere = sorted(get_model_id(s.namespace, s.name, None) for s in registry.values() if s.name == name)
         if elsewhere:
             hint += f" It is registered as {', '.join(sorted(set(elsewhere)))}."
-        where = f" in namespace {ns!r}" if ns is not None else ""
-        return NameNotFound(f"model {name!r} not found{where}.{hint}{see}")
+        where = f" in namespace {shown(ns)}" if ns is not None else ""
+        return NameNotFound(f"model {shown(name)} not found{where}.{hint}{see}")
     latest = get_model_id(ns, name, versions[-1])
     have = ", ".join(f"v{v}" for v in versions)
     if version is not None and version > versions[-1]:
-        return VersionNotFound(f"{model_id!r} not found: {get_model_id(ns, name, None)} has {have}; use {latest}")
-    return VersionNotFound(f"{model_id!r} is deprecated or was removed ({have} remain); use {latest} instead")
+        return VersionNotFound(f"{shown(model_id)} not found: {get_model_id(ns, name, None)} has {have}; use {latest}")
+    return VersionNotFound(f"{shown(model_id)} is deprecated or was removed ({have} remain); use {latest} instead")
 
 
 def _import_prefix(model_id: str) -> str:
@@ -396,7 +397,8 @@ def _import_prefix(model_id: str) -> str:
         importlib.import_module(module)
     except Exception as err:  # the module is user code: any failure becomes one clear message
         raise ModelNotFound(
-            f"{model_id!r}: importing module {module!r} to register its models failed: {type(err).__name__}: {err}"
+            f"{shown(model_id)}: importing module {shown(module)} to register its models failed: "
+            f"{type(err).__name__}: {err}"
         ) from None
     return rest
 
@@ -489,7 +491,7 @@ def load_entry_point(entry_point: str | Callable[..., Any]) -> Callable[..., Any
         for part in attr.split(".") if attr else []:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as err:
-        raise RegistrationError(f"entry point {entry_point!r} cannot be loaded: {err}") from None
+        raise RegistrationError(f"entry point {shown(entry_point)} cannot be loaded: {err}") from None
     if not callable(obj):
-        raise RegistrationError(f"entry point {entry_point!r} is not callable")
+        raise RegistrationError(f"entry point {shown(entry_point)} is not callable")
     return obj

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 import avb_zoo
-from avb_zoo.errors import ExportError
-from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
+from avb_zoo.errors import ExportError, shown
+from avb_zoo.fileio import atomic_write_bytes, atomic_write_json, is_folder
 from avb_zoo.hub_files import TEST_DATA_FILES, TEST_DATA_ROOT
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import WEIGHTS_FILE, load
@@ -214,8 +214,8 @@ def export_folder(
     id_or_dir: str | Path, out: str | Path | None = None, model_id: str | None = None, **kwargs: Any
 ) -> tuple[Path, dict[str, Any]]:
     """Load the model ``id_or_dir`` names and export it to ``out`` (default: its own folder); (folder, report)."""
-    if out is None and not Path(id_or_dir).expanduser().is_dir():
-        raise ExportError(f"give --out to export {id_or_dir!r}: only a local model folder is exported in place")
+    if out is None and not is_folder(id_or_dir):
+        raise ExportError(f"give --out to export {shown(id_or_dir)}: only a local model folder is exported in place")
     folder = resolve_model_dir(id_or_dir)
     model = load(folder, with_adversary=False)
     model_id = model_id or _recorded_id(folder) or str(model.config.get("id") or folder.resolve().name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from avb_zoo.errors import shown
 from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
 from avb_zoo.networks.decoders import BernoulliDecoder
 from avb_zoo.networks.encoders import Encoder, GaussianEncoder, NoiseBasisEncoder
@@ -172,7 +173,7 @@ def graph_specs(model: AVBModel) -> tuple[list[GraphSpec], dict[str, str]]:
         notes["encoder"]["noise_layout"] = f"eps = {encoder.n_basis} blocks of {encoder.eps_dim}, one per basis vector"
         notes["moments"]["moments"] = (
             f"mean and variance of q(z|x) given the model's basis-vector moments (its one estimate, from "
-            f"{BASIS_MOMENT_DRAWS} noise draws keyed {BASIS_MOMENT_KEY!r}), stored as constants; they do not "
+            f"{BASIS_MOMENT_DRAWS} noise draws keyed {shown(BASIS_MOMENT_KEY)}), stored as constants; they do not "
             "depend on x"
         )
     reference = _modules(encoder, decoder, basis, fast=False, conditional=conditional)

@@ -128,6 +128,7 @@ class _Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop_after: int | None = None  # send only this many body bytes, then close the connection
+    stall: float = 0.0  # seconds to wait after the headers, before the body
 
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json") -> _Reply:
@@ -141,7 +142,9 @@ class HubServer:
     token is refused with 401 "Invalid credentials in Authorization header", like the real Hub.
     Misbehaviour for tests: ``corrupt_file`` (flip one byte of a file in every GET, size and ETag unchanged)
     and ``drop_connection_once`` (cut the next GET of a file after N bytes, so the client resumes with a
-    Range request). ``requests`` records ``(method, path)`` of every request.
+    Range request); for fault tests ``fail_requests`` (answer every matching request with a status),
+    ``drop_connection_always`` (cut every GET of a file) and ``stall_file`` (wait before sending a file's
+    body). ``requests`` records ``(method, path)`` of every request.
     """
 
     def __init__(
@@ -162,6 +165,9 @@ class HubServer:
         self.lfs_objects: dict[str, bytes] = {}
         self.corrupted: set[tuple[str, str, str]] = set()
         self.drop_once: dict[tuple[str, str, str], int] = {}
+        self.drop_always: dict[tuple[str, str, str], int] = {}
+        self.stalled: dict[tuple[str, str, str], float] = {}
+        self.failing: tuple[int, str] | None = None
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._seq = 0
@@ -222,6 +228,21 @@ class HubServer:
         with self._lock:
             self.drop_once[(repo_type, repo_id, path)] = after_bytes
 
+    def fail_requests(self, status: int | None, path_contains: str = "") -> None:
+        """Answer every request whose path contains ``path_contains`` with ``status`` (None: stop failing)."""
+        with self._lock:
+            self.failing = None if status is None else (status, path_contains)
+
+    def drop_connection_always(self, repo_id: str, path: str, after_bytes: int, *, repo_type: str = "model") -> None:
+        """Cut every GET of ``path`` after ``after_bytes`` bytes: a download that never completes."""
+        with self._lock:
+            self.drop_always[(repo_type, repo_id, path)] = after_bytes
+
+    def stall_file(self, repo_id: str, path: str, seconds: float, *, repo_type: str = "model") -> None:
+        """Wait ``seconds`` after the headers of every GET of ``path``, before its body: a stalled download."""
+        with self._lock:
+            self.stalled[(repo_type, repo_id, path)] = seconds
+
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
         """Server-side state of a repo (for assertions)."""
         return self.repos[(repo_type, repo_id)]
@@ -234,6 +255,10 @@ class HubServer:
         segs = [unquote(s) for s in url.path.split("/")[1:]]
         with self._lock:
             self.requests.append((method, url.path))
+            failing = self.failing
+        if failing is not None and failing[1] in url.path:
+            message = f"injected failure {failing[0]}"
+            return _Reply(failing[0], json.dumps({"error": message}).encode(), {"X-Error-Message": message})
         try:
             if method == "PUT" and len(segs) == 2 and segs[0] == "_lfs":
                 return self._lfs_put(segs[1], query, body)  # presigned: no auth
@@ -694,7 +719,7 @@ class HubServer:
             if key in self.corrupted and data:
                 mid = len(data) // 2
                 data = data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1 :]
-            drop_after = self.drop_once.pop(key, None)
+            drop_after = self.drop_once.pop(key, self.drop_always.get(key))
         headers = {
             "Content-Type": "application/octet-stream",
             "ETag": f'"{f.etag}"',
@@ -717,7 +742,7 @@ class HubServer:
             end = min(end, total - 1)
             data, status = data[start : end + 1], 206
             headers["Content-Range"] = f"bytes {start}-{end}/{total}"
-        return _Reply(status, data, headers, drop_after)
+        return _Reply(status, data, headers, drop_after, 0.0 if head_only else self.stalled.get(key, 0.0))
 
 
 def _load(body: bytes) -> dict[str, Any]:
@@ -796,6 +821,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop_after is not None:
             self.send_header("Connection", "close")
         self.end_headers()
+        if reply.stall:
+            self.wfile.flush()
+            time.sleep(reply.stall)
         try:
             if method != "HEAD":
                 self.wfile.write(reply.body if reply.drop_after is None else reply.body[: reply.drop_after])

@@ -46,11 +46,15 @@ def _stream(fh: BinaryIO, path: Path) -> BinaryIO:
     return gzip.GzipFile(fileobj=fh, mode="rb") if compressed else fh
 
 
-def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
+def _parse(stream: BinaryIO, path: Path, magic: int | None = None, what: str = "IDX file") -> np.ndarray:
     """Header first, then exactly the payload it implies: never more than the header's size is read."""
     head = stream.read(4)
     if len(head) < 4:
         raise IDXFormatError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+    if magic is not None and int.from_bytes(head, "big") != magic:
+        raise IDXFormatError(
+            f"{path}: IDX magic {head.hex()}, where {what} has magic {magic:08x}: not the file expected here"
+        )
     if head[0] != 0 or head[1] != 0:
         raise IDXFormatError(f"{path}: bad IDX magic {head.hex()} (expected 0000 then type and ndim)")
     code, ndim = head[2], head[3]
@@ -81,14 +85,18 @@ def _parse(stream: BinaryIO, path: Path) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)  # writable, native byte order
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw) into a native-endian array, checking magic, sizes and exact length."""
+def read_idx(path: str | Path, magic: int | None = None, what: str = "an IDX file") -> np.ndarray:
+    """Read an IDX file (gzip or raw) into a native-endian array, checking magic, sizes and exact length.
+
+    ``magic``: the four header bytes the caller expects (e.g. 0x00000803 for MNIST images), checked before
+    anything else, so a labels file given as images is named as such (``what`` says what was expected).
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             stream = _stream(fh, path)
             try:
-                return _parse(stream, path)
+                return _parse(stream, path, magic, what)
             except IDXFormatError:
                 if isinstance(stream, gzip.GzipFile):
                     stream.read(_TRAILING_SHOWN)  # a damaged gzip stream is the better explanation, when it is one

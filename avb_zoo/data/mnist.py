@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from avb_zoo.data.idx import read_idx
-from avb_zoo.errors import ChecksumError, DataError
+from avb_zoo.errors import ChecksumError, DataError, shown
 from avb_zoo.fileio import open_temp_beside
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -188,7 +188,7 @@ def _split_sizes(n_train_file: int) -> tuple[int, int]:
 
 def _split_files(split: str, kind: str) -> str:
     if split not in SPLITS:
-        raise DataError(f"unknown MNIST split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise DataError(f"unknown MNIST split {shown(split)}; expected one of {', '.join(SPLITS)}")
     if split == "test":
         return TEST_IMAGES if kind == "images" else TEST_LABELS
     return TRAIN_IMAGES if kind == "images" else TRAIN_LABELS
@@ -209,15 +209,19 @@ def _ensure_present(root: Path, names: Iterable[str], download: bool) -> None:
         )
 
 
+IMAGES_MAGIC = 0x00000803  # uint8, three dimensions [N, 28, 28]
+LABELS_MAGIC = 0x00000801  # uint8, one dimension [N]
+
+
 def _read_images(path: Path) -> np.ndarray:
-    images = read_idx(path)
+    images = read_idx(path, IMAGES_MAGIC, "an MNIST images file (uint8 [N, 28, 28])")
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"{path}: expected uint8 images [N, 28, 28], got {images.dtype} {list(images.shape)}")
     return images.reshape(images.shape[0], IMAGE_SIZE * IMAGE_SIZE)
 
 
 def _read_labels(path: Path) -> np.ndarray:
-    labels = read_idx(path)
+    labels = read_idx(path, LABELS_MAGIC, "an MNIST labels file (uint8 [N])")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(f"{path}: expected uint8 labels [N], got {labels.dtype} {list(labels.shape)}")
     if labels.size and labels.max() > 9:

@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import torch
 
-from avb_zoo.errors import EvaluationError
+from avb_zoo.errors import EvaluationError, shown
 from avb_zoo.rng import keyed_generator
 
 LOG_2PI = math.log(2 * math.pi)
@@ -92,20 +92,20 @@ class AISSettings:
         for name in ("steps", "chains", "leapfrog_steps", "pilot_chains"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive integer, got {value!r}")
+                raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive integer, got {shown(value)}")
         for name in ("step_size", "adapt_factor"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive number, got {value!r}")
+                raise EvaluationError(f"AIS {name.replace('_', ' ')} must be a positive number, got {shown(value)}")
         if self.adapt_factor < 1:
             raise EvaluationError(f"AIS adapt factor must be at least 1, got {self.adapt_factor}")
         if not isinstance(self.adapt_step_size, bool):
-            raise EvaluationError(f"AIS adapt step size must be true or false, got {self.adapt_step_size!r}")
+            raise EvaluationError(f"AIS adapt step size must be true or false, got {shown(self.adapt_step_size)}")
         low, high = self.target_acceptance
         if not 0 <= low <= high <= 1:
             raise EvaluationError(f"AIS target acceptance must satisfy 0 <= low <= high <= 1, got {[low, high]}")
         if self.schedule not in SCHEDULES:
-            raise EvaluationError(f"AIS schedule {self.schedule!r} is unknown; choose one of {list(SCHEDULES)}")
+            raise EvaluationError(f"AIS schedule {shown(self.schedule)} is unknown; choose one of {list(SCHEDULES)}")
         if self.adapt_step_size:
             if self.steps < 2:
                 raise EvaluationError(
@@ -114,7 +114,7 @@ class AISSettings:
                 )
             pilot = self.pilot_steps
             if pilot is not None and (not isinstance(pilot, int) or isinstance(pilot, bool) or pilot < 2):
-                raise EvaluationError(f"AIS pilot steps must be an integer of at least 2, got {pilot!r}")
+                raise EvaluationError(f"AIS pilot steps must be an integer of at least 2, got {shown(pilot)}")
             if self.pilot_distributions > self.steps:
                 raise EvaluationError(
                     f"AIS pilot steps ({self.pilot_distributions}) must not exceed the run's steps ({self.steps})"
@@ -225,7 +225,7 @@ def beta_schedule(steps: int, kind: str = "linear") -> torch.Tensor:
     if kind == "sigmoid":
         s = torch.sigmoid(SIGMOID_SHARPNESS * torch.linspace(-1.0, 1.0, steps + 1, dtype=torch.float64))
         return (s - s[0]) / (s[-1] - s[0])
-    raise EvaluationError(f"AIS schedule {kind!r} is unknown; choose one of {list(SCHEDULES)}")
+    raise EvaluationError(f"AIS schedule {shown(kind)} is unknown; choose one of {list(SCHEDULES)}")
 
 
 def log_joint_and_grad(

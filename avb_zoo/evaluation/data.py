@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from avb_zoo.errors import DataError, EvaluationError
+from avb_zoo.errors import DataError, EvaluationError, shown
 from avb_zoo.rng import keyed_generator
 
 SUBSET_STREAM = "test-subset"
@@ -69,7 +69,7 @@ def load_test_set(
     name = data_name(config)
     x_dim = int(config["x_dim"])
     if n_test is not None and (not isinstance(n_test, int) or isinstance(n_test, bool) or n_test < 1):
-        raise EvaluationError(f"n_test must be a positive integer, got {n_test!r}")
+        raise EvaluationError(f"n_test must be a positive integer, got {shown(n_test)}")
     if data is not None:
         x = check_examples(torch.as_tensor(data), x_dim)
         n = x.shape[0] if n_test is None else n_test
@@ -78,7 +78,7 @@ def load_test_set(
         desc = {"name": "user data", "examples": n, "indices": f"0..{n - 1}", "binarization": "none (as given)"}
         return TestSet(x[:n], list(range(n)), desc)
     if name not in DEFAULT_N_TEST:
-        raise DataError(f"no test data known for data set {name!r}; pass the examples explicitly")
+        raise DataError(f"no test data known for data set {shown(name)}; pass the examples explicitly")
     n = DEFAULT_N_TEST[name] if n_test is None else n_test
     if name == "toy":
         from avb_zoo.data.toy import TOY_POINTS

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.distributed import World, gather_objects, join_world, world_device
-from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError
+from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
 from avb_zoo.evaluation.metrics import (
@@ -39,7 +39,7 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
-from avb_zoo.fileio import atomic_write_json
+from avb_zoo.fileio import atomic_write_json, is_folder
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
 
@@ -79,11 +79,11 @@ class EvalSettings:
             if name == "elbo_samples" and value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise EvaluationError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+                raise EvaluationError(f"{name.replace('_', ' ')} must be a positive integer, got {shown(value)}")
         if self.n_test is not None and (not isinstance(self.n_test, int) or self.n_test < 1):
-            raise EvaluationError(f"n_test must be a positive integer, got {self.n_test!r}")
+            raise EvaluationError(f"n_test must be a positive integer, got {shown(self.n_test)}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise EvaluationError(f"seed must be an integer, got {self.seed!r}")
+            raise EvaluationError(f"seed must be an integer, got {shown(self.seed)}")
         return self
 
 
@@ -115,7 +115,7 @@ def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
     not the user's, so metrics are not written into it.
     """
     folder = Path(id_or_dir).expanduser()
-    own = folder.is_dir()
+    own = is_folder(folder)
     if not own:
         from avb_zoo.hub import resolve_local
 

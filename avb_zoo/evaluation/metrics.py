@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from avb_zoo.errors import shown
 from avb_zoo.evaluation.ais import AISResult, AISSettings, Gaussian, run_ais, standard_normal_log_prob
 from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
 from avb_zoo.objectives import LOG_2PI, VARIANCE_FLOOR, gaussian_kl, log_standard_normal
@@ -50,7 +51,7 @@ def q0_description(method: str) -> str:
         "vae": "the encoder's Gaussian q(z|x)",
         "avb-ac": (
             f"N(E[z|x], Var[z|x] + {VARIANCE_FLOOR:g}), AC moments from the model's basis-moment estimate "
-            f"({BASIS_MOMENT_DRAWS} noise draws keyed {BASIS_MOMENT_KEY!r}; the moments.onnx constants)"
+            f"({BASIS_MOMENT_DRAWS} noise draws keyed {shown(BASIS_MOMENT_KEY)}; the moments.onnx constants)"
         ),
         "avb": "the prior N(0, I)",
     }[method]

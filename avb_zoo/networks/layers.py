@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from avb_zoo.errors import shown
+
 ACTIVATIONS: dict[str, type[nn.Module] | None] = {
     "elu": nn.ELU,
     "relu": nn.ReLU,
@@ -27,7 +29,7 @@ def activation(name: str) -> nn.Module:
         return nn.LeakyReLU(0.2)
     cls = ACTIVATIONS.get(name)
     if cls is None:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+        raise ValueError(f"unknown activation {shown(name)}; choose one of {sorted(ACTIVATIONS)}")
     return cls()
 
 

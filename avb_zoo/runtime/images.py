@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avb_zoo.errors import OutputError
+from avb_zoo.errors import OutputError, shown
+from avb_zoo.runtime.limits import MAX_GRID_PIXELS, check_grid
 
 MAX_SCALE = 32  # 28 px tiles at 32x are 896 px each; larger asks are a typo, not a wish
 
@@ -22,6 +23,7 @@ def grid(images: np.ndarray, image_shape: tuple[int, int, int], columns: int | N
     """uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad(, C)] tiling ``images`` ([N, C*H*W] in [0, 1]) row by row."""
     c, h, w = image_shape
     n = len(images)
+    check_grid(n, columns, image_shape)
     cols = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
     tiles = np.clip(np.asarray(images, dtype=np.float32).reshape(n, c, h, w), 0.0, 1.0)
@@ -47,7 +49,7 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def check_scale(scale: int) -> int:
     """``scale`` if it is a whole number in 1..MAX_SCALE (checked before any work)."""
     if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= MAX_SCALE:
-        raise OutputError(f"--scale must be a whole number from 1 to {MAX_SCALE}, got {scale!r}")
+        raise OutputError(f"--scale must be a whole number from 1 to {MAX_SCALE}, got {shown(scale)}")
     return scale
 
 
@@ -67,6 +69,12 @@ def labelled(
     from PIL import Image, ImageDraw, ImageFont
 
     scale = check_scale(scale)
+    if pixels.size * scale * scale > MAX_GRID_PIXELS:  # checked before Pillow allocates the enlarged grid
+        raise OutputError(
+            f"the grid of {pixels.shape[1]}x{pixels.shape[0]} pixels at --scale {scale} would have "
+            f"{pixels.size * scale * scale:,} values; at most {MAX_GRID_PIXELS:,}: draw fewer samples or use a "
+            "smaller --scale"
+        )
     img = Image.fromarray(pixels)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

@@ -7,13 +7,19 @@ raises InputError naming the problem. ``.npy`` files are read without pickle.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from avb_zoo.errors import InputError, InputWarning
+from avb_zoo.runtime.limits import MAX_IMAGE_PIXELS, MAX_INPUT_BYTES
+
+MAX_NPY_HEADER = 10_000  # numpy's own default limit on a .npy header's length
 
 FLOAT_KINDS = (np.float16, np.float32, np.float64)
 
@@ -47,12 +53,42 @@ def as_model_input(x: np.ndarray, image_shape: tuple[int, int, int], source: str
     return np.ascontiguousarray(out)
 
 
+def _check_npy_header(fh: BinaryIO, path: Path) -> None:
+    """The array a .npy header declares must fit MAX_INPUT_BYTES and the file: checked before numpy allocates it."""
+    if fh.read(6) != b"\x93NUMPY":
+        raise InputError(f"{path} is not a readable .npy array (no .npy header)")
+    fh.seek(0)
+    version = np.lib.format.read_magic(fh)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise InputError(f"{path} is a .npy file of format version {version}; plain arrays are 1.0 or 2.0")
+    try:
+        shape, _, dtype = readers[version](fh, max_header_size=MAX_NPY_HEADER)
+    except ValueError as err:  # numpy's words for a too long header advise allow_pickle: not for a user here
+        text = str(err)
+        why = f"its header is longer than {MAX_NPY_HEADER:,} bytes" if "max_header_size" in text else text
+        raise InputError(f"{path} is not a readable .npy array: {why}") from None
+    if dtype.hasobject:
+        raise InputError(f"{path} holds Python objects; only plain numeric arrays are read")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{path} declares a {dtype} array of shape {list(shape)}, {nbytes:,} bytes; inputs are at most "
+            f"{MAX_INPUT_BYTES:,} bytes: split it"
+        )
+    left = os.fstat(fh.fileno()).st_size - fh.tell()
+    if nbytes > left:
+        raise InputError(f"{path} is truncated: its header declares {nbytes:,} bytes of data, the file holds {left:,}")
+
+
 def _read_npy(path: Path) -> np.ndarray:
     try:
         with path.open("rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":
-                raise InputError(f"{path} is not a readable .npy array (no .npy header)")
-        return np.load(path, allow_pickle=False)
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file (a device, pipe or socket)")
+            _check_npy_header(fh, path)
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise InputError(f"{path} holds Python objects; only plain numeric arrays are read") from None
@@ -104,6 +140,12 @@ def _read_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
     c, h, w = image_shape
     try:
         with Image.open(path) as img:
+            width, height = img.size  # from the header: checked before the pixels are decoded
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    f"{path} declares {width:,}x{height:,} = {width * height:,} pixels; input images are at most "
+                    f"{MAX_IMAGE_PIXELS:,} pixels"
+                )
             img.load()
             if c != 1:
                 if img.size != (w, h):
@@ -119,6 +161,8 @@ def _read_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
                 levels = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can read") from None
+    except Image.DecompressionBombError as err:  # Pillow's own pixel limit, met before ours
+        raise InputError(f"{path} is refused: {err}") from None
     except (OSError, ValueError) as err:
         raise InputError(f"{path} is not an image Pillow can read: {err}") from None
     if notes:
@@ -153,7 +197,7 @@ def load_images(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarr
             raise InputError(f"{path} holds no image files (.png, .jpg, ...)")
         x = as_model_input(np.stack([_read_image(p, image_shape) for p in files]), image_shape, str(path))
     elif not path.is_file():
-        raise InputError(f"{path} does not exist")
+        raise InputError(f"{path} is not a regular file" if path.exists() else f"{path} does not exist")
     elif path.suffix.lower() == ".npy":
         x = as_model_input(_read_npy(path), image_shape, str(path))
     elif path.suffix.lower() in _readable_suffixes():

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from avb_zoo.errors import InputError
+from avb_zoo.errors import InputError, shown
 from avb_zoo.runtime.conventions import META_PREFIX, image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
+from avb_zoo.runtime.limits import check_values
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
 from avb_zoo.runtime.stream import (
@@ -34,7 +35,7 @@ DEFAULT_BATCH = 1024
 
 def _count(value: int, what: str) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{what} must be a positive integer, got {value!r}")
+        raise InputError(f"{what} must be a positive integer, got {shown(value)}")
     return int(value)
 
 
@@ -118,6 +119,7 @@ class Encoder(_Model):
         x = as_model_input(x, self.image_shape, "x")
         samples = _count(samples, "samples")
         batch_size = _count(batch_size, "batch_size")
+        check_values((len(x), samples, self.latent_dim), "the codes z", "use fewer --samples or fewer images")
         rng = NormalStream(fresh_seed() if seed is None else seed, ENCODER_NOISE)
         rows = np.repeat(np.arange(len(x)), samples)
         out = np.empty((len(rows), self.latent_dim), dtype=np.float32)
@@ -133,6 +135,7 @@ class Encoder(_Model):
             self._moments = self._open("moments")
         x = as_model_input(x, self.image_shape, "x")
         step = _count(batch_size, "batch_size")
+        check_values((2, len(x), self.latent_dim), "the moments", "encode fewer images at a time")
         parts = [self._moments.run({"x": x[i : i + step]}) for i in range(0, len(x), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -145,6 +148,7 @@ class Sampler(_Model):
     def prior(self, n: int, seed: int | None = None) -> np.ndarray:
         """z ~ N(0, I), float32 [n, d]: row-major from the prior stream of ``seed`` (row i is the same for any n)."""
         n = _count(n, "n")
+        check_values((n, self.latent_dim), "the prior draws z", "draw fewer samples at a time")
         rng = NormalStream(fresh_seed() if seed is None else seed, PRIOR)
         return rng.take(n * self.latent_dim).reshape(n, self.latent_dim)
 
@@ -152,10 +156,12 @@ class Sampler(_Model):
         """Pixel probabilities sigmoid(logits(z)), float32 [N, x_dim]."""
         z = _float_input(z, self.latent_dim, "z")
         step = _count(batch_size, "batch_size")
+        check_values((len(z), self.x_dim), "the pixel probabilities", "decode fewer codes at a time")
         return np.concatenate([self.graph.run({"z": z[i : i + step]})[0] for i in range(0, len(z), step)])
 
     def sample(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Pixel probabilities of ``n`` prior samples, float32 [n, x_dim]."""
+        check_values((_count(n, "n"), self.x_dim), "the samples", "draw fewer samples at a time")
         return self.probabilities(self.prior(n, seed), batch_size)
 
     def binarize(self, probs: np.ndarray, seed: int | None = None) -> np.ndarray:
@@ -191,11 +197,13 @@ class PosteriorSampler(_Model):
     def noise(self, n: int, seed: int | None = None) -> np.ndarray:
         """eps ~ N(0, I), float32 [n, noise_dim]: the noise ``draw`` feeds for this seed."""
         n = _count(n, "n")
+        check_values((n, self.noise_dim), "the posterior noise eps", "draw fewer samples at a time")
         rng = NormalStream(fresh_seed() if seed is None else seed, POSTERIOR_NOISE)
         return rng.take(n * self.noise_dim).reshape(n, self.noise_dim)
 
     def draw(self, n: int, seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """``n`` draws of z, float32 [n, latent_dim]."""
+        check_values((_count(n, "n"), self.latent_dim), "the posterior draws", "draw fewer samples at a time")
         eps, step = self.noise(n, seed), _count(batch_size, "batch_size")
         return np.concatenate([self.graph.run({"eps": eps[i : i + step]})[0] for i in range(0, len(eps), step)])
 

@@ -1,9 +1,10 @@
 """onnxruntime sessions over a model folder's graphs: explicit providers, checked against config.json.
 
-A graph is trusted only after its metadata and its input and output shapes agree with the folder's
-config.json (architecture fingerprint, sizes, graph role). Providers are chosen explicitly (CUDA when the
-installed onnxruntime has it, then CPU) and checked after creation, because onnxruntime silently falls back
-to the CPU when a provider fails to start.
+A graph is opened only when its bytes are those its export verified (``onnx/verification.json``) and hold no
+random op (``runtime.graph_checks``); it is trusted only after its metadata and its input and output shapes
+agree with the folder's config.json (architecture fingerprint, sizes, graph role). Providers are chosen
+explicitly (CUDA when the installed onnxruntime has it, then CPU) and checked after creation, because
+onnxruntime silently falls back to the CPU when a provider fails to start.
 
 On the CPU a batch is split into row blocks run at once, one onnxruntime thread each, rather than run whole
 on onnxruntime's intra-op pool: every row of these graphs is computed independently, and layout operations
@@ -14,7 +15,6 @@ such as ``DepthToSpace`` and the element-wise activations run on one thread insi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from avb_zoo.errors import GraphError, InputError, ProviderError
+from avb_zoo.errors import GraphError, InputError, ProviderError, shown
 from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
+from avb_zoo.runtime.graph_checks import verified_graph
+from avb_zoo.runtime.limits import MAX_DIM
 from avb_zoo.runtime.ort import ort
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -79,20 +81,6 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def checked_bytes(folder: Path, rel: str, hashes: Mapping[str, str]) -> bytes:
-    """The bytes of ``folder/rel`` when ``hashes`` vouches for them: a file it does not list is never opened,
-    and the bytes checked are the bytes run (the file cannot change in between)."""
-    want = hashes.get(rel)
-    if want is None:
-        raise GraphError(
-            f"{folder / rel} is not among the model's catalogued files (its sha256 was never checked); not opened"
-        )
-    data = (folder / rel).read_bytes()
-    if hashlib.sha256(data).hexdigest() != want:
-        raise GraphError(f"{folder / rel} does not match the sha256 the catalogue records for it; not opened")
-    return data
-
-
 def _dims(arg: Any) -> list[int | None]:
     """Fixed sizes of an onnxruntime NodeArg's shape, None for the dynamic (named) ones."""
     return [d if isinstance(d, int) else None for d in arg.shape]
@@ -116,12 +104,10 @@ class GraphSession:
     ) -> None:
         self.name = name
         self.path = folder / graph_file(name)
-        if not self.path.is_file():
-            raise GraphError(f"{folder} has no {graph_file(name)}; run `avb-zoo export {folder}` first")
-        source = str(self.path) if hashes is None else checked_bytes(folder, graph_file(name), hashes)
+        source = verified_graph(folder, name, hashes)  # the export's bytes, no random op; catalogued where listed
         requested, explicit = choose_providers(providers)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise InputError(f"threads must be a positive integer, got {threads!r}")
+            raise InputError(f"threads must be a positive integer, got {shown(threads)}")
         self.threads = default_threads() if threads is None else threads
         # one onnxruntime thread per session when this wrapper splits batches itself (CPU); the session's own
         # threads otherwise (a CUDA session, also when it falls back to the CPU)
@@ -149,13 +135,15 @@ class GraphSession:
         where = str(self.path)
         role = meta.get(META_PREFIX + "graph")
         if role != self.name:
-            raise GraphError(f"{where} is not an avb-zoo {self.name} graph (its metadata names {role!r})")
+            raise GraphError(f"{where} is not an avb-zoo {self.name} graph (its metadata names {shown(role)})")
         if meta.get(META_PREFIX + "architecture_sha256") != architecture_fingerprint(config):
             raise GraphError(f"{where} was exported from another architecture than the folder's config.json")
         try:
             noise_dim = int(meta.get(META_PREFIX + "noise_dim", ""))
         except ValueError:
             raise GraphError(f"{where} does not record its noise size (metadata avb_zoo.noise_dim)") from None
+        if not 0 <= noise_dim <= MAX_DIM:
+            raise GraphError(f"{where} records noise size {noise_dim:,}; the runtime allows 0 to {MAX_DIM:,}")
         x_dim, latent_dim = config["x_dim"], config["latent_dim"]
         sizes = {"x": x_dim, "eps": noise_dim, "z": latent_dim, "mean": latent_dim, "var": latent_dim}
         sizes.update(logits=x_dim, probs=x_dim)

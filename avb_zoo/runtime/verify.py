@@ -10,19 +10,19 @@ record in verification.json).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avb_zoo.bounded import read_regular
+from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import GraphError
 from avb_zoo.hub_files import TEST_DATA_FILES, test_data_dir
 from avb_zoo.runtime.conventions import GRAPHS, ONNX_DIR, REPORT_FILE, graph_file
+from avb_zoo.runtime.graph_checks import MAX_REPORT_BYTES, read_checked
 from avb_zoo.runtime.locate import read_model_config, resolve_model
-from avb_zoo.runtime.session import GraphSession, checked_bytes
+from avb_zoo.runtime.session import GraphSession
 
 VERIFY_ATOL = 1e-4  # the export's own tolerance between onnxruntime and torch
 MAX_TEST_FILE = 64 << 20
@@ -33,9 +33,9 @@ def _recorded(folder: Path, hashes: Mapping[str, str] | None) -> dict[str, str]:
     rel = f"{ONNX_DIR}/{REPORT_FILE}"
     if not (folder / rel).is_file():
         return {}
-    raw = checked_bytes(folder, rel, hashes) if hashes is not None else read_regular(folder / rel, 1 << 22, GraphError)
+    raw = read_checked(folder, rel, MAX_REPORT_BYTES, hashes)
     try:
-        graphs = json.loads(raw).get("graphs", {})
+        graphs = loads_json(raw, folder / rel, GraphError).get("graphs", {})
         return {k: v for g in graphs.values() for k, v in (g.get("test_data") or {}).items()}
     except (ValueError, AttributeError):
         raise GraphError(f"{folder / rel} is not a valid verification report") from None
@@ -46,7 +46,7 @@ def _tensor(folder: Path, rel: str, hashes: Mapping[str, str] | None, recorded: 
     from onnx import TensorProto, numpy_helper
 
     if hashes is not None and rel in hashes:
-        data = checked_bytes(folder, rel, hashes)
+        data = read_checked(folder, rel, MAX_TEST_FILE, hashes)
     else:
         data = read_regular(folder / rel, MAX_TEST_FILE, GraphError, rel)
         want = recorded.get(rel)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import torch
 
-from avb_zoo.errors import DataError
+from avb_zoo.errors import DataError, shown
 from avb_zoo.rng import keyed_generator
 
 
@@ -110,4 +110,4 @@ def make_batch_source(
         from avb_zoo.data.mnist import load_mnist, resolve_data_dir
 
         return ImageBatches(load_mnist(resolve_data_dir(data_dir), "train"), binarize)
-    raise DataError(f"unknown data source {data!r}")
+    raise DataError(f"unknown data source {shown(data)}")

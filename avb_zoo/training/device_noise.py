@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from avb_zoo.errors import shown
 from avb_zoo.rng import derive_seed
 
 MASK32 = 0xFFFFFFFF
@@ -62,7 +63,7 @@ def random_words(seed: int, stream: str, step: torch.Tensor, sub: int, n: int) -
     ``step`` is a 0-dim int64 tensor on the device the words are made on (a captured graph advances it).
     """
     if stream not in STREAMS:
-        raise ValueError(f"unknown noise stream {stream!r}")
+        raise ValueError(f"unknown noise stream {shown(stream)}")
     if not 0 <= sub < MAX_SUB:
         raise ValueError(f"sub-step {sub} out of range")
     blocks = torch.arange(math.ceil(n / 4), dtype=torch.int64, device=step.device)

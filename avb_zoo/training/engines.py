@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from avb_zoo.distributed import World
-from avb_zoo.errors import ConfigError, TrainingDiverged
+from avb_zoo.errors import ConfigError, TrainingDiverged, shown
 from avb_zoo.model import AVBModel
 from avb_zoo.recipes import TrainSettings
 from avb_zoo.training.batches import BatchSource
@@ -43,12 +43,12 @@ def default_noise(engine: str) -> str:
 
 def check_engine(engine: str, noise: str, world: World) -> None:
     if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
+        raise ConfigError(f"unknown engine {shown(engine)}; choose one of {list(ENGINES)}")
     if noise not in NOISE_STREAMS:
-        raise ConfigError(f"unknown noise stream {noise!r}; choose one of {list(NOISE_STREAMS)}")
+        raise ConfigError(f"unknown noise stream {shown(noise)}; choose one of {list(NOISE_STREAMS)}")
     if world.distributed and (engine != "eager" or noise != "host"):
         raise ConfigError(
-            f"engine {engine!r} with {noise!r} noise runs in one process; under torchrun use --engine eager "
+            f"engine {shown(engine)} with {shown(noise)} noise runs in one process; under torchrun use --engine eager "
             "(host noise)"
         )
 

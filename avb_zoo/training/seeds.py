@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.fileio import ensure_writable_dir
 from avb_zoo.model_io import save
 from avb_zoo.recipes import Recipe
@@ -37,15 +37,15 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         first, dash, last = part.partition("-")
         if not (first.isdigit() and (not dash or last.isdigit())):
-            raise ConfigError(f"--seeds {text!r}: write a range such as 0-7 or a list such as 0,3,5")
+            raise ConfigError(f"--seeds {shown(text)}: write a range such as 0-7 or a list such as 0,3,5")
         lo, hi = int(first), int(last) if dash else int(first)
         if hi < lo:
-            raise ConfigError(f"--seeds {text!r}: the range {part} runs backwards")
+            raise ConfigError(f"--seeds {shown(text)}: the range {part} runs backwards")
         if hi - lo + 1 + len(seeds) > MAX_SEEDS:
-            raise ConfigError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds in one process")
+            raise ConfigError(f"--seeds {shown(text)}: at most {MAX_SEEDS} seeds in one process")
         seeds.extend(range(lo, hi + 1))
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r} names a seed twice")
+        raise ConfigError(f"--seeds {shown(text)} names a seed twice")
     return seeds
 
 

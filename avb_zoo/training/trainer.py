@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.distributed import World, join_world, launch_id, restart_count, world_device
-from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
+from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
 from avb_zoo.fileio import ensure_writable_dir, remove_stale_temps
 from avb_zoo.model import AVBModel
 from avb_zoo.model_io import save
@@ -100,7 +100,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 def _resolve_dtype(dtype: str | torch.dtype) -> tuple[str, torch.dtype]:
     name = str(dtype).removeprefix("torch.")
     if name not in DTYPES:
-        raise ConfigError(f"unknown dtype {str(dtype)!r}: use one of {sorted(DTYPES)}")
+        raise ConfigError(f"unknown dtype {shown(str(dtype))}: use one of {sorted(DTYPES)}")
     return name, DTYPES[name]
 
 
@@ -131,7 +131,7 @@ def check_resume(
     if resume:
         info = read_run_info(out)
         mismatches = [
-            f"{what} {saved!r} (asked {asked!r})"
+            f"{what} {shown(saved)} (asked {shown(asked)})"
             for what, saved, asked in (
                 ("recipe", info.recipe_id, recipe.id),
                 ("seed", info.seed, seed),
@@ -210,7 +210,7 @@ def train(
     if max_seconds is not None and not max_seconds > 0:
         raise ConfigError(f"max_seconds must be positive, got {max_seconds}")
     if not isinstance(report_every, int) or report_every < 1:
-        raise ConfigError(f"report_every must be a positive integer, got {report_every!r}")
+        raise ConfigError(f"report_every must be a positive integer, got {shown(report_every)}")
     world = join_world(device)
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from avb_zoo.errors import OutputError, WebError
+from avb_zoo.errors import GraphError, OutputError, WebError
 from avb_zoo.fileio import atomic_write_bytes
 from avb_zoo.runtime import stream
-from avb_zoo.runtime.conventions import CONFIG_FILE, graph_file, image_shape_of
+from avb_zoo.runtime.conventions import CONFIG_FILE, image_shape_of
+from avb_zoo.runtime.graph_checks import read_checked, verified_graph
 from avb_zoo.runtime.locate import read_model_config, resolve_model
-from avb_zoo.runtime.session import GraphSession, checked_bytes
+from avb_zoo.runtime.session import GraphSession
 from avb_zoo.web.vendor import ORT_WEB_VERSION, runtime_files
 
 PAGE_FILES = ("index.html", "app.js", "stream.js")
@@ -29,9 +30,12 @@ MANIFEST = "model/page.json"  # also marks a folder as one export-web wrote (and
 PAGE_GRAPHS = ("sampler", "encoder")
 
 
+MAX_PAGE_FILE = 1 << 20  # config.json and metrics.json: a few kB
+
+
 def _read(folder: Path, rel: str, hashes: Mapping[str, str] | None) -> bytes:
-    """A file of the model folder; for a catalogued model only one whose sha256 was checked (see runtime.session)."""
-    return (folder / rel).read_bytes() if hashes is None else checked_bytes(folder, rel, hashes)
+    """A file of the model folder, bounded; for a catalogued model only one whose sha256 was checked."""
+    return read_checked(folder, rel, MAX_PAGE_FILE, hashes)
 
 
 def card_metrics(folder: Path, hashes: Mapping[str, str] | None = None) -> dict[str, float]:
@@ -40,7 +44,7 @@ def card_metrics(folder: Path, hashes: Mapping[str, str] | None = None) -> dict[
         return {}
     try:
         metrics = json.loads(_read(folder, "metrics.json", hashes))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, GraphError):
         return {}
     if not isinstance(metrics, dict):
         return {}
@@ -71,7 +75,8 @@ def page_files(id_or_dir: str | Path) -> dict[str, bytes]:
     files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     files[f"model/{CONFIG_FILE}"] = _read(folder, CONFIG_FILE, hashes)
     for name in PAGE_GRAPHS:
-        files[f"model/{name}.onnx"] = _read(folder, graph_file(name), hashes)
+        # the bytes shipped are the bytes checked: the export's verified graph, no random op
+        files[f"model/{name}.onnx"] = verified_graph(folder, name, hashes)
     files.update({f"ort/{name}": data for name, data in ort_files.items()})
     return files
 
