@@ -83,11 +83,17 @@ def launch_settings(params: dict[str, Any]) -> Any:
 
 
 def worker_argv(ctx: click.Context) -> list[str]:
-    """This command's own arguments, without the launch options: what each torchrun worker is given."""
+    """This command's own arguments, without the launch options: what each torchrun worker is given.
+
+    Options left at their defaults are not passed, so the worker sees the same options as given as this process
+    does (``eval`` records which options overrode its preset)."""
     argv: list[str] = []
+    defaults = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
         if param.name in LAUNCH_OPTIONS or value is None:
+            continue
+        if isinstance(param, click.Option) and ctx.get_parameter_source(param.name or "") in defaults:
             continue
         if isinstance(param, click.Argument):
             argv.append(str(value))
