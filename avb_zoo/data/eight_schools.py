@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avb_zoo.errors import ConfigError
+from avb_zoo.errors import ConfigError, shown
 
 Y: tuple[float, ...] = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)
 SIGMA: tuple[float, ...] = (15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0)
@@ -104,7 +104,7 @@ VARIANTS: dict[str, Variant] = {
 def get_variant(name: str) -> Variant:
     """The variant called ``name``; a ConfigError naming the known ones otherwise."""
     if name not in VARIANTS:
-        raise ConfigError(f"unknown Eight Schools variant {name!r}; known: {', '.join(VARIANTS)}")
+        raise ConfigError(f"unknown Eight Schools variant {shown(name)}; known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from avb_zoo.errors import EvaluationError
+from avb_zoo.errors import EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import DEFAULT_N_TEST
 
@@ -49,7 +49,7 @@ DEFAULT_PRESET = "paper"
 def find_preset(name: str) -> Preset:
     """The preset called ``name``; EvaluationError naming the choices otherwise."""
     if name not in PRESETS:
-        raise EvaluationError(f"unknown evaluation preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise EvaluationError(f"unknown evaluation preset {shown(name)}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
