@@ -79,6 +79,7 @@ class _Model:
         self.image_shape = image_shape_of(self.config)
         self.graph = self._open(self.GRAPH)
         self.providers: list[str] = self.graph.providers
+        self.noise_dim: int = self.graph.noise_dim  # every graph records it (encoder and posterior graphs take eps)
 
     def __repr__(self) -> str:
         """The model, what it was asked as, its folder, the graphs it has and where they run."""
@@ -101,7 +102,6 @@ class Encoder(_Model):
         self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
     ) -> None:
         super().__init__(model, providers, threads)
-        self.noise_dim = self.graph.noise_dim
         self._moments: GraphSession | None = None
 
     def run(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -180,19 +180,11 @@ class PosteriorSampler(_Model):
 
     GRAPH = "posterior"
 
-    def __init__(
-        self,
-        model: str | Path,
-        providers: str | Sequence[str] | None = None,
-        threads: int | None = None,
-        *,
-        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
-    ) -> None:
-        super().__init__(model, providers, threads, resolved=resolved)
-        self.noise_dim = self.graph.noise_dim
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The name of each coordinate of z where the export recorded them (e.g. mu, tau, eta_1..eta_8)."""
         names = self.graph.metadata.get(META_PREFIX + "parameter_names", "")
-        # the name of each coordinate of z where the export recorded them (e.g. mu, tau, eta_1..eta_8)
-        self.parameter_names: tuple[str, ...] = tuple(names.split(",")) if names else ()
+        return tuple(names.split(",")) if names else ()
 
     def noise(self, n: int, seed: int | None = None) -> np.ndarray:
         """eps ~ N(0, I), float32 [n, noise_dim]: the noise ``draw`` feeds for this seed."""
