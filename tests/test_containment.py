@@ -39,6 +39,40 @@ CALL = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
 QUOTED = re.compile(r'(?:(?:\d+|AT_FDCWD)(?:<([^>]*)>)?, )?"((?:[^"\\]|\\.)*)"')
 
 
+def sandbox(tmp_path: Path, hub: HubServer) -> tuple[Path, Path, Path, Path, dict[str, str]]:
+    """(home, cwd, out, hf cache, environment) of one contained run: a copy of the toy model without graphs in
+    out/model, an input x.npy in cwd, and every place a process may write pointed inside tmp_path."""
+    home, cwd, out, hf = (tmp_path / name for name in ("home", "cwd", "out", "hf"))
+    for folder in (home, cwd, out, hf, out / "tmp"):
+        folder.mkdir()
+    shutil.copytree(TOY, out / "model", ignore=shutil.ignore_patterns("onnx"))
+    np.save(cwd / "x.npy", np.eye(4, dtype=np.float32))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": str(home),
+        "HF_HOME": str(hf),
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": TEST_TOKEN,
+        "TMPDIR": str(out / "tmp"),
+    }
+    return home, cwd, out, hf, env
+
+
+def five_commands(out: Path, push_repo: str) -> dict[str, list[str]]:
+    """pull, sample, encode, export and push, each writing inside ``out``."""
+    model = str(out / "model")
+    return {
+        "pull": ["pull", "toy-avb", "--quiet"],
+        "sample": ["sample", "toy-avb", "-n", "4", "--out", str(out / "g.png")],
+        "encode": ["encode", "toy-avb", "x.npy", "--out", str(out / "z.npy")],
+        "export": ["export", model, "--seed", "0"],
+        "push": ["push", model, "--repo-id", push_repo],
+    }
+
+
 @pytest.fixture(scope="module")
 def hub() -> Iterator[HubServer]:
     """A local Hub holding the catalogue's toy repo (avb-zoo/toy-avb), so ``pull toy-avb`` downloads it."""
@@ -107,31 +141,8 @@ def outside(paths: set[str], allowed: list[Path]) -> list[str]:
 def test_commands_write_only_to_the_output_and_the_cache_and_talk_only_to_the_hub(
     hub: HubServer, tmp_path: Path
 ) -> None:
-    home, cwd, out, hf = (tmp_path / name for name in ("home", "cwd", "out", "hf"))
-    for folder in (home, cwd, out, hf):
-        folder.mkdir()
-    model = out / "model"
-    shutil.copytree(TOY, model, ignore=shutil.ignore_patterns("onnx"))
-    np.save(cwd / "x.npy", np.eye(4, dtype=np.float32))
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "HOME": str(home),
-        "HF_HOME": str(hf),
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_TOKEN": TEST_TOKEN,
-        "TMPDIR": str(out / "tmp"),
-    }
-    (out / "tmp").mkdir()
-    commands = {
-        "pull": ["pull", "toy-avb", "--quiet"],
-        "sample": ["sample", "toy-avb", "-n", "4", "--out", str(out / "g.png")],
-        "encode": ["encode", "toy-avb", "x.npy", "--out", str(out / "z.npy")],
-        "export": ["export", str(model), "--seed", "0"],
-        "push": ["push", str(model), "--repo-id", "user/traced"],
-    }
+    home, cwd, out, hf, env = sandbox(tmp_path, hub)
+    commands = five_commands(out, "user/traced")
     port = hub.endpoint.rsplit(":", 1)[1]
     problems = []
     for name, args in commands.items():
@@ -156,7 +167,7 @@ def test_commands_write_only_to_the_output_and_the_cache_and_talk_only_to_the_hu
         if name in ("pull", "push"):
             assert f"127.0.0.1:{port}" in connected, f"{name} never reached the Hub"
     assert problems == []
-    assert (out / "g.png").exists() and (out / "z.npy").exists() and (model / "onnx" / "encoder.onnx").exists()
+    assert (out / "g.png").exists() and (out / "z.npy").exists() and (out / "model" / "onnx" / "encoder.onnx").exists()
     assert list(home.iterdir()) == [] and sorted(p.name for p in cwd.iterdir()) == ["x.npy"]
 
 
@@ -216,30 +227,8 @@ def test_commands_under_an_audit_hook(hub: HubServer, tmp_path: Path) -> None:
     itself opens, removes, renames and connects to (not native code: the strace test covers that)."""
     import json
 
-    home, cwd, out, hf = (tmp_path / name for name in ("home", "cwd", "out", "hf"))
-    for folder in (home, cwd, out, hf, out / "tmp"):
-        folder.mkdir()
-    model = out / "model"
-    shutil.copytree(TOY, model, ignore=shutil.ignore_patterns("onnx"))
-    np.save(cwd / "x.npy", np.eye(4, dtype=np.float32))
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "HOME": str(home),
-        "HF_HOME": str(hf),
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_TOKEN": TEST_TOKEN,
-        "TMPDIR": str(out / "tmp"),
-    }
-    runs = [
-        ["pull", "toy-avb", "--quiet"],
-        ["sample", "toy-avb", "-n", "4", "--out", str(out / "g.png")],
-        ["encode", "toy-avb", "x.npy", "--out", str(out / "z.npy")],
-        ["export", str(model), "--seed", "0"],
-        ["push", str(model), "--repo-id", "user/audited"],
-    ]
+    home, cwd, out, hf, env = sandbox(tmp_path, hub)
+    runs = list(five_commands(out, "user/audited").values())
     done = subprocess.run(
         [sys.executable, "-c", AUDIT_SCRIPT, json.dumps(runs)], cwd=cwd, env=env, capture_output=True, text=True
     )
