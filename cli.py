@@ -109,6 +109,13 @@ def worker_argv(ctx: click.Context) -> list[str]:
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/ID).")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Stop after this many steps in all.")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop (with a checkpoint) at the first step that ends past this much training wall time, "
+    "counted over every sitting of the run.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
 @click.option(
     "--seeds",
@@ -151,6 +158,7 @@ def train(
     out: str | None,
     device: str,
     max_steps: int | None,
+    max_minutes: float | None,
     seed: int,
     seeds: str | None,
     resume: bool,
@@ -189,6 +197,12 @@ def train(
         from avb_zoo.launch import launch as start
 
         resolve_device(device)
+        if max_minutes is not None:
+            from avb_zoo.errors import ConfigError
+
+            raise ConfigError(
+                "--max-minutes runs in one process (each rank keeps its own clock); with --nproc use --max-steps"
+            )
         if engine != "eager" or noise == "device":
             from avb_zoo.errors import ConfigError
 
@@ -219,6 +233,7 @@ def train(
             engine=engine,
             noise=noise,
             report_every=log_every,
+            max_seconds=None if max_minutes is None else 60.0 * max_minutes,
         )
     except TrainingInterrupted as err:
         click.echo(f"interrupted: {err}", err=True)
@@ -232,7 +247,15 @@ def train(
     from avb_zoo.distributed import restart_count
     from avb_zoo.provenance import write_training_record
 
-    write_training_record(result.out, worker_argv(ctx), str(device), result.seconds, result.step, engine=result.engine)
+    write_training_record(
+        result.out,
+        worker_argv(ctx),
+        str(device),
+        result.training_seconds,
+        result.step,
+        engine=result.engine,
+        seconds_this_sitting=round(result.seconds, 1),
+    )
 
     summary = {
         "id": recipe.id,
@@ -808,6 +831,13 @@ def web_runtime() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw (keyed per example).")
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
+@click.option(
+    "--resume-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep every finished batch here and read back those already here: a stopped evaluation resumes "
+    "where it stopped, with the same result (the folder must belong to the same model and settings).",
+)
 @launch_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and protocol as one JSON object.")
@@ -830,6 +860,7 @@ def eval_model(
     seed: int,
     data_dir: str | None,
     no_write: bool,
+    resume_dir: str | None,
     quiet: bool,
     as_json: bool,
     **launch: Any,
@@ -881,6 +912,7 @@ def eval_model(
             on_estimate=None
             if quiet or as_json
             else lambda est: click.echo(f"preset {label}: {est.describe()}", err=True),
+            resume_dir=resume_dir,
         )
         if not join_world(device).is_main:  # the group joined by evaluate_folder: rank 0 alone prints
             return

@@ -31,6 +31,7 @@ from avb_zoo.distributed import World, gather_objects, join_world, world_device
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
+from avb_zoo.evaluation.journal import Journal
 from avb_zoo.evaluation.metrics import (
     ais_log_likelihood,
     elbo_terms,
@@ -49,7 +50,10 @@ AUTHORS_ELBO_DRAWS = 25_600  # 200 batches x 128 in the authors' test script
 MAX_ELBO_SAMPLES = 1000
 # What may differ between two evaluations of the same model with the same settings: the timings, and the
 # number of processes that shared the work.
-RUN_DEPENDENT = {"diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds"), "protocol": ("processes",)}
+RUN_DEPENDENT = {
+    "diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds", "resumed_batches"),
+    "protocol": ("processes",),
+}
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
     "estimate": "estimate, not a bound (the adversary's KL)",
@@ -158,6 +162,7 @@ def evaluate(
     data: torch.Tensor | None = None,
     progress: bool = False,
     on_estimate: Callable[[Estimate], None] | None = None,
+    resume_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """All metrics of ``model`` (moved to ``settings.device``) on its test data or on ``data`` [N, x_dim].
 
@@ -167,6 +172,9 @@ def evaluate(
     An AVB model without an adversary (``model.adversary`` None, or ``has_adversary=False``) gets no ELBO
     estimate: ``elbo_estimate`` is null and ``elbo_kind`` says why. Under torchrun every process calls
     this with the same arguments and gets the same result (see the module's docstring).
+
+    With ``resume_dir`` every finished batch is kept there and batches already there are read back instead
+    of run again (:mod:`journal`): an evaluation stopped part-way resumes, with the same result.
     """
     settings.validate()
     world = join_world(settings.device)
@@ -180,6 +188,9 @@ def evaluate(
     test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
+    journal = None
+    if resume_dir is not None:
+        journal = Journal(resume_dir, journal_key(model, settings, test, elbo_samples, has_adversary, device))
     if on_estimate is not None and world.is_main:
         on_estimate(pilot_estimate(model, settings, test, elbo_samples, exact))
     start = time.perf_counter()
@@ -187,12 +198,19 @@ def evaluate(
     n = test.x.shape[0]
     starts = range(0, n, settings.batch_size)
     mine: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (columns, diagnostics) per batch
+    resumed = 0
     show = progress and world.is_main
     mine_starts = starts[world.rank :: world.size]
     bar = tqdm(mine_starts, desc="eval", unit="batch", disable=not show, dynamic_ncols=True)
     for lo in bar:
         x = test.x[lo : lo + settings.batch_size].to(device)
         idx = test.indices[lo : lo + settings.batch_size]
+        kept = journal.load(lo, idx, x) if journal is not None else None
+        if kept is not None:
+            mine.append(kept[:2])
+            ais_seconds += kept[2]
+            resumed += 1
+            continue
         terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
         if method != "vae":
             if not has_adversary:
@@ -200,7 +218,8 @@ def evaluate(
             terms = {ESTIMATED.get(k, k): v for k, v in terms.items()}
         t0 = time.perf_counter()
         ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
-        ais_seconds += time.perf_counter() - t0
+        batch_ais_seconds = time.perf_counter() - t0
+        ais_seconds += batch_ais_seconds
         terms["log_likelihood"] = ais.log_likelihood
         if method == "vae":
             terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
@@ -212,14 +231,15 @@ def evaluate(
             "ess": ais.effective_sample_size,
             "mc_se": ais.monte_carlo_se,
         }
-        mine.append(
-            ({k: v.detach().double().cpu() for k, v in terms.items()}, {k: v.cpu() for k, v in diagnostics.items()})
-        )
-    ranks = gather_objects((mine, ais_seconds), world)
-    batches = in_batch_order([done for done, _ in ranks], len(starts))
+        done = ({k: v.detach().double().cpu() for k, v in terms.items()}, {k: v.cpu() for k, v in diagnostics.items()})
+        if journal is not None:
+            journal.save(lo, idx, x, *done, batch_ais_seconds)
+        mine.append(done)
+    ranks = gather_objects((mine, ais_seconds, resumed), world)
+    batches = in_batch_order([done for done, _, _ in ranks], len(starts))
     per_example = {k: torch.cat([columns[k] for columns, _ in batches]) for k in batches[0][0]}
     diagnostics = {k: torch.cat([diag[k] for _, diag in batches]) for k in batches[0][1]}
-    ais_seconds = max(seconds for _, seconds in ranks)  # the group waits for its slowest process
+    ais_seconds = max(seconds for _, seconds, _ in ranks)  # the group waits for its slowest process
     for name, values in per_example.items():
         if not torch.isfinite(values).all():
             raise EvaluationError(f"{name} is not finite for some test examples: the model's outputs are not finite")
@@ -237,12 +257,34 @@ def evaluate(
         "ais_seconds": round(ais_seconds, 3),
         "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
         "seconds": round(time.perf_counter() - start, 3),
+        "resumed_batches": sum(count for _, _, count in ranks),  # read back from resume_dir, not run now
     }
     result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
     result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device))
     result["protocol"]["elbo_samples"] = elbo_samples
     result["protocol"]["processes"] = world.size
     return result
+
+
+def journal_key(
+    model: AVBModel, settings: EvalSettings, test: TestSet, elbo_samples: int, has_adversary: bool, device: torch.device
+) -> dict[str, Any]:
+    """What an evaluation's per-batch values depend on (the test-set size aside): the key of its journal."""
+    from avb_zoo.evaluation.journal import weights_digest
+
+    return {
+        "weights_sha256": weights_digest(model),
+        "method": model.method,
+        "has_adversary": bool(has_adversary),
+        "ais": settings.ais.as_dict(),
+        "seed": settings.seed,
+        "batch_size": settings.batch_size,
+        "elbo_samples": elbo_samples,
+        "iw_samples": settings.iw_samples if model.method == "vae" else None,
+        "data": test.description.get("name"),
+        "dtype": str(next(model.parameters()).dtype),
+        "device_type": device.type,
+    }
 
 
 def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool, device: torch.device) -> dict:
@@ -281,6 +323,8 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         out["exact_log_likelihood"] = "quadrature: midpoint rule on a 401^d grid over [-7, 7]^d"
     if settings.preset is not None:
         out["preset"] = settings.preset
+    if test.description.get("name") == "mnist":
+        out["example_indices"] = list(test.indices)  # the test images, by their place in the t10k file
     return out
 
 
@@ -334,6 +378,7 @@ def evaluate_folder(
     write: bool = True,
     progress: bool = False,
     on_estimate: Callable[[Estimate], None] | None = None,
+    resume_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate the model of ID_OR_DIR; for a model folder of the user's, write metrics.json beside its weights.
 
@@ -348,7 +393,9 @@ def evaluate_folder(
     world = join_world(device)
     folder, own = resolve_model_folder(id_or_dir)
     model = load(folder, device=world_device(device, world))
-    result = evaluate(model, settings, progress=progress and world.is_main, on_estimate=on_estimate)
+    result = evaluate(
+        model, settings, progress=progress and world.is_main, on_estimate=on_estimate, resume_dir=resume_dir
+    )
     if not (write and own):
         return result, None
     path = folder / METRICS_FILE

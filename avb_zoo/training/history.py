@@ -35,13 +35,20 @@ class HistoryLog:
             [row for row in read_history(folder, missing_ok=True) if row["step"] <= resume_from] if resume_from else []
         )
         atomic_write_bytes(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept).encode())
+        # rows record training wall time summed over sittings: a resumed run goes on from its checkpoint's row
+        self.seconds_before = float(kept[-1].get("seconds") or 0.0) if kept else 0.0
         self._file: IO[str] | None = path.open("a", encoding="utf-8")
 
     def append(self, step: int, result: Any, seconds: float) -> None:
-        """One line: the step, the losses of ``result`` (a StepResult) and the seconds since this call began."""
+        """One line: the step, the losses of ``result`` (a StepResult) and the run's training seconds so far
+        (``seconds`` since this sitting began plus the earlier sittings' seconds up to the checkpoint)."""
         if self._file is None:
             return
-        row = {"step": step, "seconds": round(seconds, 3), **{k: _number(getattr(result, k)) for k in FIELDS}}
+        row = {
+            "step": step,
+            "seconds": round(self.seconds_before + seconds, 3),
+            **{k: _number(getattr(result, k)) for k in FIELDS},
+        }
         self._file.write(json.dumps(row, sort_keys=True) + "\n")
         self._file.flush()
 

@@ -54,6 +54,7 @@ class TrainResult:
     noise: str = "host"  # the run's noise stream
     engine_notes: list[str] = field(default_factory=list)  # why an engine fell back
     history: list[tuple[int, StepResult]] = field(default_factory=list)  # losses every report_every steps
+    training_seconds: float = 0.0  # wall time of the whole run up to ``step``, over every sitting (from history)
 
     @property
     def examples_per_second(self) -> float:
@@ -196,7 +197,8 @@ def train(
     what it computes; ``noise`` (host or device) is the run's noise stream: None takes the one a resumed run
     has, else the engine's default. The fast engines read their losses back every ``report_every`` steps
     (and at every checkpoint), not every step; those reads make the returned ``history``. ``max_seconds``
-    stops (with a checkpoint) at the first step that ends past that much wall time.
+    stops (with a checkpoint) at the first step that ends past that much training wall time, counted over
+    every sitting of the run (a resumed run starts from the time its checkpoint's history row records).
 
     ``progress``: True or "bar" shows a bar, "lines" prints a line every ``report_every`` steps (for output
     that is not a terminal), False nothing. Every report is also appended to ``history.jsonl`` in ``out``.
@@ -247,6 +249,7 @@ def train(
     elbo_key = "elbo" if model.method == "vae" else "elbo_estimate"  # AVB: the adversary's estimate
     lines = StepLines(recipe.id, total, step, elbo_key) if progress == "lines" and world.is_main else None
     log = HistoryLog(out, step if resume else None) if world.is_main else None
+    prior_seconds = log.seconds_before if log is not None else 0.0  # earlier sittings, up to the checkpoint
     bar = tqdm(total=total, initial=min(step, total), desc=recipe.id, disable=not show, dynamic_ncols=True)
     with sigterm_as_interrupt(enabled=not world.distributed):
         try:
@@ -256,7 +259,7 @@ def train(
                 try:
                     runner.run(step)
                     step += 1
-                    if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+                    if max_seconds is not None and prior_seconds + time.perf_counter() - started >= max_seconds:
                         total = step
                     checkpoint_due = step % settings.checkpoint_every == 0 or step == total
                     if runner.synchronous or on_step is not None or checkpoint_due or step % report_every == 0:
@@ -313,4 +316,5 @@ def train(
         noise,
         runner.notes,
         history,
+        prior_seconds + seconds,
     )
