@@ -84,3 +84,26 @@ def test_bad_digit_requests_fail_in_one_line_and_write_nothing(tmp_path, args, m
     msg = one_line_error(run_cli("data", "digits", "--out", out, "--dir", SUBSET, *args))
     assert message in msg
     assert os.listdir(tmp_path) == []
+
+
+def test_bundled_digits_are_the_test_splits_first_64(tmp_path):
+    done = run_cli(
+        "data", "digits", "--bundled", "-n", "64", "--out", tmp_path / "b.npy", "--labels", tmp_path / "y.npy"
+    )
+    assert done.exit_code == 0, done.output
+    expected = mnist.load_mnist(SUBSET, "test")[:64].numpy().reshape(64, 28, 28)
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), expected)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), mnist.load_mnist_labels(SUBSET, "test")[:64].numpy())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", "16", "--start", "60"], "ships the test split's first 64 digits; -n 16 from --start 60 would need 76"),
+        (["--split", "train"], "neither --split nor --dir"),
+    ],
+)
+def test_bad_bundled_requests_fail_in_one_line(tmp_path, args, message):
+    msg = one_line_error(run_cli("data", "digits", "--bundled", "--out", tmp_path / "d.npy", *args))
+    assert message in msg
+    assert os.listdir(tmp_path) == []

@@ -40,7 +40,14 @@ def download(dataset: str, folder: str | None, mirrors: tuple[str, ...], timeout
 @click.option("--format", "fmt", default="png", show_default=True, help="Image extension when --out is a folder.")
 @click.option("--labels", "labels_out", default=None, help="Also write the digits' labels (.npy).")
 @click.option("--dir", "folder", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
-def digits(split: str, count: int, start: int, out: str, fmt: str, labels_out: str | None, folder: str | None) -> None:
+@click.option(
+    "--bundled",
+    is_flag=True,
+    help="Take them from the test split's first 64 digits, which ship with the package (no download).",
+)
+def digits(
+    split: str, count: int, start: int, out: str, fmt: str, labels_out: str | None, folder: str | None, bundled: bool
+) -> None:
     """Write N MNIST digits of a split (from --start) as the input of encode and reconstruct.
 
     Example: avb-zoo data digits --split test -n 16 --out digits.npy
@@ -56,7 +63,15 @@ def digits(split: str, count: int, start: int, out: str, fmt: str, labels_out: s
     if not as_array:
         _, image_format = check_image_path(out_path / f"digit.{fmt.lstrip('.')}", "--format")
     labels_path = check_suffix(labels_out, ".npy", "--labels") if labels_out else None
-    images, labels = mnist_digits(folder, split, count, start)
+    if bundled:
+        from avb_zoo.data.mnist import bundled_digits
+        from avb_zoo.errors import DataError
+
+        if split != "test" or folder is not None:
+            raise DataError("--bundled digits are the test split's first 64; it takes neither --split nor --dir")
+        images, labels = bundled_digits(count, start)
+    else:
+        images, labels = mnist_digits(folder, split, count, start)
     files: dict[Path, bytes] = {}
     if as_array:
         files[out_path] = npy_bytes(images)

@@ -291,6 +291,28 @@ def mnist_digits(root: str | Path | None, split: str, count: int, start: int = 0
     return images[window].reshape(count, IMAGE_SIZE, IMAGE_SIZE), labels[window]
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_IMAGES = "t10k-first-64-images-idx3-ubyte.gz"  # the test split's first 64 digits, shipped in the package
+BUNDLED_LABELS = "t10k-first-64-labels-idx1-ubyte.gz"
+BUNDLED_COUNT = 64
+
+
+def bundled_digits(count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) from the first 64 test digits that ship with the package: encode and reconstruct
+    on real digits with no download (the same values as ``mnist_digits(root, "test", count, start)``)."""
+    if count < 1 or start < 0:
+        raise DataError(f"ask for at least one digit from an index of 0 or more (got -n {count}, --start {start})")
+    if start + count > BUNDLED_COUNT:
+        raise DataError(
+            f"the package ships the test split's first {BUNDLED_COUNT} digits; -n {count} from --start {start} "
+            f"would need {start + count} (download MNIST for more: avb-zoo data download mnist)"
+        )
+    images = _read_images(BUNDLED_DIR / BUNDLED_IMAGES)
+    labels = _read_labels(BUNDLED_DIR / BUNDLED_LABELS)
+    window = slice(start, start + count)
+    return images[window].reshape(count, IMAGE_SIZE, IMAGE_SIZE), labels[window]
+
+
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Dynamic binarisation as the authors do it: ``(uniform(shape) <= image / 255)`` as float32.
 
