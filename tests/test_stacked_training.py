@@ -26,6 +26,17 @@ STEPS = 20
 TOLERANCE = 1e-9
 
 
+# a transposed-conv decoder (the authors' conv1 shape, made small), so stacking covers deconvolutions too
+SMALL_DECONV_DECODER = {
+    "name": "bernoulli",
+    "hidden": [32],
+    "start_shape": [8, 4, 4],
+    "channels": [8, 4],
+    "strides": [2, 2, 2],
+    "act": "softplus",
+}
+
+
 def small_avb_ac():
     """mnist-avb-ac's architecture (convs, noise basis, Adaptive Contrast, inner-product adversary) made small,
     with two adversary updates per step."""
@@ -33,7 +44,7 @@ def small_avb_ac():
     model = {
         **recipe.model,
         "encoder": {**recipe.model["encoder"], "eps_dim": 8, "n_basis": 4, "channels": [4, 8, 8], "hidden": [32]},
-        "decoder": {**recipe.model["decoder"], "hidden": [32], "start_shape": [8, 4, 4], "channels": [8, 4]},
+        "decoder": SMALL_DECONV_DECODER,
         "adversary": {**recipe.model["adversary"], "hidden": [32, 32], "feature_dim": 32},
     }
     model["encoder"]["basis_hidden"] = [16, 16]
@@ -46,7 +57,7 @@ def small_vae():
     model = {
         **recipe.model,
         "encoder": {**recipe.model["encoder"], "channels": [4, 8, 8], "hidden": [32]},
-        "decoder": {**recipe.model["decoder"], "hidden": [32], "start_shape": [8, 4, 4], "channels": [8, 4]},
+        "decoder": SMALL_DECONV_DECODER,
     }
     return dataclasses.replace(recipe, model=model, train=dataclasses.replace(recipe.train, batch_size=16))
 
