@@ -484,6 +484,29 @@ def push_skipped(folder: Path) -> dict[str, str]:
     return select_push_files(Path(folder))[1]
 
 
+def card_files(folder: str | Path, repo_id: str) -> tuple[dict[str, Path], Any, dict[str, bytes]]:
+    """(the folder's files to publish, its model loaded strictly, the files generated from them: the model
+    card README.md and its sample grid). ``push`` uploads both kinds; a model shipped with the package keeps
+    the generated ones beside its files, so its card is the one its Hub repo gets."""
+    from avb_zoo.card_images import sample_grid_png
+    from avb_zoo.model_card import SAMPLE_GRID, read_metrics_file, render_model_card
+    from avb_zoo.model_io import load
+    from avb_zoo.provenance import read_training_record
+
+    files = push_files(Path(folder))
+    model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree
+    metrics = read_metrics_file(files["metrics.json"]) if "metrics.json" in files else {}
+    hashes = {rel: sha256_file(path) for rel, path in files.items()}
+    training = read_training_record(Path(folder)) if "training.json" in files else {}
+    picture = sample_grid_png(Path(folder), model.config, model, "onnx/sampler.onnx" in files)
+    generated: dict[str, bytes] = {}
+    if picture is not None:
+        hashes[SAMPLE_GRID] = hashlib.sha256(picture).hexdigest()
+        generated[SAMPLE_GRID] = picture
+    card = render_model_card(model.config, metrics, repo_id, hashes, training=training)
+    return files, model, {"README.md": card.encode(), **generated}
+
+
 def push(
     folder: str | Path,
     repo_id: str,
@@ -500,32 +523,18 @@ def push(
     HF_TOKEN or the stored login; ``revision`` is a branch, created from main when it does not exist.
     """
     from avb_zoo import __version__
-    from avb_zoo.card_images import sample_grid_png
-    from avb_zoo.model_card import SAMPLE_GRID, read_metrics_file, render_model_card
-    from avb_zoo.model_io import load
-    from avb_zoo.provenance import read_training_record
 
     check_repo_id(repo_id)
     if revision is not None:
         check_revision(revision)
-    files = push_files(Path(folder))
-    model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree
-    metrics = read_metrics_file(files["metrics.json"]) if "metrics.json" in files else {}
-    hashes = {rel: sha256_file(path) for rel, path in files.items()}
-    training = read_training_record(Path(folder)) if "training.json" in files else {}
-    picture = sample_grid_png(Path(folder), model.config, model, "onnx/sampler.onnx" in files)
-    if picture is not None:
-        hashes[SAMPLE_GRID] = hashlib.sha256(picture).hexdigest()
-    card = render_model_card(model.config, metrics, repo_id, hashes, training=training)
+    files, model, generated = card_files(folder, repo_id)
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
     url = hub_endpoint(endpoint)
     api = HfApi(endpoint=url, token=token, library_name="avb-zoo", library_version=__version__)
     operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
-    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
-    if picture is not None:
-        operations.append(CommitOperationAdd(path_in_repo=SAMPLE_GRID, path_or_fileobj=picture))
+    operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in generated.items()]
     message = commit_message or f"Upload {model.config.get('id') or 'model'} with avb-zoo {__version__}"
     what = "the commit"
     try:

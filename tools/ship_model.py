@@ -2,9 +2,10 @@
 
     python tools/ship_model.py RUN_DIR MODEL_ID --metrics METRICS_JSON [--repo-id avb-zoo/NAME] [--adversary]
 
-Copies config.json and model.safetensors (and, with --adversary, adversary.safetensors) from RUN_DIR into
-models/MODEL_ID/, exports the ONNX graphs there with their parity check, copies METRICS_JSON (what
-`avb-zoo eval` wrote for this model) beside them, then rewrites the [hub], [hub.files] and [metrics] tables at
+Copies config.json, model.safetensors and training.json (and, with --adversary, adversary.safetensors) from
+RUN_DIR into models/MODEL_ID/, exports the ONNX graphs there with their parity check, copies METRICS_JSON (what
+`avb-zoo eval` wrote for this model) beside them, writes the model card (README.md) and its sample grid as
+`avb-zoo push` makes them, then rewrites the [hub], [hub.files] and [metrics] tables at
 the end of the catalogue file of MODEL_ID with the sha256 of every shipped file and the headline metrics. The
 rest of the catalogue file, comments included, is kept as it is.
 """
@@ -68,6 +69,7 @@ def ship(run: Path, model_id: str, metrics_file: Path, repo_id: str, adversary: 
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     names = ["config.json", "model.safetensors"] + (["adversary.safetensors"] if adversary else [])
+    names += [name for name in ("training.json",) if (run / name).is_file()]  # how it was trained, for the card
     for name in names:
         shutil.copyfile(run / name, dest / name)
     metrics = json.loads(metrics_file.read_text())
@@ -79,6 +81,10 @@ def ship(run: Path, model_id: str, metrics_file: Path, repo_id: str, adversary: 
     from avb_zoo.model_io import load
 
     export_model(load(dest), dest, model_id=recipe.id, seed=0)
+    from avb_zoo.hub import card_files
+
+    for rel, data in card_files(dest, repo_id)[2].items():  # the model card and its sample grid, as push makes them
+        (dest / rel).write_bytes(data)
     files = {}
     for path in sorted(p for p in dest.rglob("*") if p.is_file()):
         if path.stat().st_size > MAX_FILE_BYTES:
