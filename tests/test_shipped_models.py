@@ -65,3 +65,36 @@ def test_shipped_model_reproduces_its_recorded_output(spec) -> None:
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(by_torch, expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("damage", ["changed", "missing"])
+def test_a_damaged_shipped_copy_is_named_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """No Hub, empty cache, and the package's copy damaged: pull names the model and the file, writes nothing."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import avb_zoo
+    from avb_zoo.cli import main
+
+    spec = avb_zoo.spec("toy-avb-v1")
+    copy = tmp_path / "shipped"
+    shutil.copytree(spec.local_dir, copy)
+    target = copy / "model.safetensors"
+    if damage == "changed":
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 1
+        target.write_bytes(bytes(data))
+    else:
+        target.unlink()
+    monkeypatch.setattr(spec, "local_dir", copy)
+    cache = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    done = CliRunner().invoke(main, ["pull", "toy-avb-v1"])
+    assert done.exit_code == 1, done.output
+    assert done.output.startswith("error: ") and done.output.count("\n") == 1, done.output
+    assert "toy-avb-v1" in done.output and "model.safetensors" in done.output
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
