@@ -14,12 +14,13 @@ SAMPLES = 64
 
 
 def sample_grid_png(folder: Path, config: dict[str, Any], model: Any, has_sampler: bool) -> bytes | None:
-    """PNG bytes of the grid, or None for data that is not a picture (no image_shape, x_dim not a square)."""
+    """PNG bytes of the grid, or None for data that is not a picture (no data dimension as with a posterior
+    sampler, or no image_shape and x_dim not a square)."""
     from avb_zoo.runtime.conventions import image_shape_of
     from avb_zoo.runtime.images import grid, png_bytes
 
     x_dim = int(config["x_dim"])
-    if config.get("image_shape") is None and math.isqrt(x_dim) ** 2 != x_dim:
+    if x_dim < 1 or (config.get("image_shape") is None and math.isqrt(x_dim) ** 2 != x_dim):  # x_dim 0: a posterior
         return None
     shape = image_shape_of(config)
     if has_sampler:

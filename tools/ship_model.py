@@ -1,6 +1,7 @@
 """Ship a trained model with the package: its folder under models/, and its hashes and metrics in the catalogue.
 
     python tools/ship_model.py RUN_DIR MODEL_ID --metrics METRICS_JSON [--repo-id avb-zoo/NAME] [--adversary]
+    python tools/ship_model.py --refresh MODEL_ID...    # card files and catalogue tables of shipped models again
 
 Copies config.json, model.safetensors and training.json (and, with --adversary, adversary.safetensors) from
 RUN_DIR into models/MODEL_ID/, exports the ONNX graphs there with their parity check, copies METRICS_JSON (what
@@ -47,7 +48,7 @@ def catalogue_tables(repo_id: str, files: dict[str, str], metrics: dict[str, flo
     """The [hub], [hub.files] and [metrics] tables, as TOML text."""
     lines = ["[hub]", f'repo_id = "{repo_id}"', 'revision = "main"', "", "[hub.files]"]
     lines += [f'"{rel}" = "{digest}"' for rel, digest in sorted(files.items())]
-    lines += ["", "[metrics]", f"# {command}"]
+    lines += ["", "[metrics]", *(f"# {line}" for line in command.splitlines())]
     lines += [f"{key} = {value:.5g}" for key, value in metrics.items()]
     return "\n".join(lines) + "\n"
 
@@ -81,23 +82,53 @@ def ship(run: Path, model_id: str, metrics_file: Path, repo_id: str, adversary: 
     from avb_zoo.model_io import load
 
     export_model(load(dest), dest, model_id=recipe.id, seed=0)
+    catalogue(dest, recipe, repo_id, metrics, command)
+    return dest
+
+
+def catalogue(dest: Path, recipe, repo_id: str, metrics: dict, command: str) -> None:
+    """Write the model card and its sample grid (as push makes them) into ``dest``, then the catalogue's
+    tables with the sha256 of every file there and the headline metrics."""
     from avb_zoo.hub import card_files
 
-    for rel, data in card_files(dest, repo_id)[2].items():  # the model card and its sample grid, as push makes them
+    for rel, data in card_files(dest, repo_id)[2].items():
         (dest / rel).write_bytes(data)
     files = {}
-    for path in sorted(p for p in dest.rglob("*") if p.is_file()):
+    for path in sorted(p for p in dest.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         if path.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{path} is {path.stat().st_size} bytes, over the {MAX_FILE_BYTES}-byte limit")
         files[path.relative_to(dest).as_posix()] = sha256(path)
     headline = {k: float(metrics[k]) for k in HEADLINE if isinstance(metrics.get(k), int | float)}
     text = strip_tables(recipe.source.read_text()) + "\n" + catalogue_tables(repo_id, files, headline, command)
     recipe.source.write_text(text)
-    return dest
+
+
+def refresh(model_id: str) -> Path:
+    """Regenerate the card files and catalogue tables of a model already shipped (weights and graphs kept)."""
+    from avb_zoo.registry import spec
+
+    recipe, shipped = find_recipe(model_id), spec(model_id)
+    if shipped.local_dir is None or shipped.hub_repo_id is None:
+        raise SystemExit(f"{model_id} is not shipped with the package")
+    lines = recipe.source.read_text().splitlines()
+    start = lines.index("[metrics]")
+    comments = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("#"):
+            break
+        comments.append(line.removeprefix("#").removeprefix(" "))
+    command = "\n".join(comments)
+    metrics = json.loads((shipped.local_dir / "metrics.json").read_text())
+    catalogue(Path(shipped.local_dir), recipe, shipped.hub_repo_id, metrics, command)
+    return Path(shipped.local_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    if sys.argv[1:2] == ["--refresh"]:  # python tools/ship_model.py --refresh MODEL_ID...
+        for model_id in sys.argv[2:]:
+            print(f"refreshed the card and catalogue of {model_id} in {refresh(model_id)}")
+        return
     parser.add_argument("run", type=Path, help="the trained run folder")
     parser.add_argument("model_id", help="the catalogue id it is shipped as, e.g. toy-vae-v1")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics.json written by avb-zoo eval")
