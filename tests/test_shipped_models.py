@@ -74,10 +74,10 @@ def test_a_damaged_shipped_copy_is_named_in_one_line(
     """No Hub, empty cache, and the package's copy damaged: pull names the model and the file, writes nothing."""
     import shutil
 
+    from avb_zoo.cli import main
     from click.testing import CliRunner
 
     import avb_zoo
-    from avb_zoo.cli import main
 
     spec = avb_zoo.spec("toy-avb-v1")
     copy = tmp_path / "shipped"
