@@ -73,9 +73,7 @@ def compare(label: str, a: Path, b: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--pair", nargs=3, action="append", metavar=("LABEL", "JOURNAL_A", "JOURNAL_B"), required=True
-    )
+    parser.add_argument("--pair", nargs=3, action="append", metavar=("LABEL", "JOURNAL_A", "JOURNAL_B"), required=True)
     args = parser.parse_args()
     header = (
         f"{'comparison':<18}{'A':<28}{'B':<28}{'images':>6}{'A mean':>10}{'B mean':>10}{'A - B':>10}"
