@@ -3,8 +3,9 @@
 Ids are ``[namespace/]name-vN``. The catalogue (``models/<name>.toml``) fills the registry on first use;
 third-party packages add models through the entry-point group ``avb_zoo.models`` (the entry-point name is
 their namespace; a failing plugin is skipped with a warning), and ``"module:name-vN"`` imports ``module``
-first so that it can register itself. An id without a version means the latest one; asking for an older
-version than the latest works but warns. The registry only names and describes models: building one (``make``) lives in
+first so that it can register itself. An id without a version means the latest one that has weights (the
+latest of all when none has: a newer version may be a recipe whose weights are not published yet); asking for
+an older version than that works but warns. The registry only names and describes models: building one (``make``) lives in
 ``avb_zoo.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps ``_registry``, ``_factory`` and
 ``_hub`` apart; this module imports neither.
 
@@ -357,6 +358,14 @@ def _versions(ns: str | None, name: str) -> list[int]:
     return sorted(s.version for s in registry.values() if s.namespace == ns and s.name == name)
 
 
+def _default_version(ns: str | None, name: str) -> int:
+    """What a name without a version means: its latest version that has weights (a newer version that is a
+    recipe only, with nothing published yet, cannot be pulled or sampled), else its latest version."""
+    versions = _versions(ns, name)
+    released = [v for v in versions if registry[get_model_id(ns, name, v)].has_weights]
+    return (released or versions)[-1]
+
+
 def _hint(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     return f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
@@ -404,7 +413,8 @@ def _import_prefix(model_id: str) -> str:
 
 
 def spec(model_id: str | ModelSpec) -> ModelSpec:
-    """The ModelSpec of an id; ``name`` alone means its latest version, an older version warns."""
+    """The ModelSpec of an id; ``name`` alone means its latest version with weights (else its latest), an
+    older version than that warns."""
     if isinstance(model_id, ModelSpec):
         return model_id
     if not isinstance(model_id, str):
@@ -415,15 +425,16 @@ def spec(model_id: str | ModelSpec) -> ModelSpec:
     ns, name, version = parse_model_id(model_id)
     versions = _versions(ns, name)
     if version is None and versions:
-        latest = get_model_id(ns, name, versions[-1])
-        logger.info("%s means %s, its latest version", model_id, latest)
-        return registry[latest]
+        default = get_model_id(ns, name, _default_version(ns, name))
+        logger.info("%s means %s", model_id, default)
+        return registry[default]
     found = registry.get(get_model_id(ns, name, version))
     if found is None:
         raise _not_found(model_id, ns, name, version)
-    if version is not None and version < versions[-1]:
+    default = _default_version(ns, name)
+    if version is not None and version < default:
         warnings.warn(
-            f"{model_id} is out of date: consider upgrading to {get_model_id(ns, name, versions[-1])}",
+            f"{model_id} is out of date: consider upgrading to {get_model_id(ns, name, default)}",
             ModelDeprecationWarning,
             stacklevel=2,
         )
@@ -439,7 +450,11 @@ def resolution_note(model_id: str) -> str | None:
     except ModelNotFound:
         return None
     try:
-        return f"{bare} means {spec(model_id).id} (its latest version)"
+        found = spec(model_id)
+        newest = get_model_id(found.namespace, found.name, _versions(found.namespace, found.name)[-1])
+        if newest == found.id:
+            return f"{bare} means {found.id} (its latest version)"
+        return f"{bare} means {found.id} (its latest version with weights; {newest} is a recipe with none yet)"
     except ModelNotFound:  # not a catalogue id (a Hub repo, or a mistake the command itself will name)
         return None
 

@@ -48,15 +48,23 @@ def test_parse_ids() -> None:
 def test_catalogue_is_registered_and_unversioned_means_latest(registry) -> None:
     ids = {s.id for s in registry.all_specs()}
     assert {"toy-avb-v1", "toy-vae-v1"} <= ids
-    registry.register("toy-vae-v2", kwargs=TINY)
-    assert avb_zoo.spec("toy-vae").id == "toy-vae-v2"
-    assert registry.resolution_note("toy-vae") == "toy-vae means toy-vae-v2 (its latest version)"
-    assert registry.resolution_note("toy-vae-v2") is None
-    with pytest.warns(reg.ModelDeprecationWarning, match="toy-vae-v1 is out of date.*toy-vae-v2"):
+    registry.register("toy-vae-v2", kwargs=TINY)  # a recipe only: nothing to pull or sample yet
+    assert avb_zoo.spec("toy-vae").id == "toy-vae-v1"
+    assert registry.resolution_note("toy-vae") == (
+        "toy-vae means toy-vae-v1 (its latest version with weights; toy-vae-v2 is a recipe with none yet)"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        avb_zoo.spec("toy-vae-v1")  # nothing newer has weights: no warning
+    registry.register("toy-vae-v3", kwargs=TINY, hub_repo_id="someone/toy-vae")
+    assert avb_zoo.spec("toy-vae").id == "toy-vae-v3"
+    assert registry.resolution_note("toy-vae") == "toy-vae means toy-vae-v3 (its latest version)"
+    assert registry.resolution_note("toy-vae-v3") is None
+    with pytest.warns(reg.ModelDeprecationWarning, match="toy-vae-v1 is out of date.*toy-vae-v3"):
         assert avb_zoo.spec("toy-vae-v1").id == "toy-vae-v1"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        avb_zoo.spec("toy-vae-v2")  # the latest version does not warn
+        avb_zoo.spec("toy-vae-v3")  # the latest version does not warn
 
 
 def test_not_found_errors_name_the_problem_and_suggest(registry) -> None:
