@@ -15,6 +15,7 @@ from pathlib import Path
 from avb_zoo.errors import CheckpointError
 
 REQUIRED = ("config.json", "model.safetensors")
+GENERATED = ("README.md", "samples.png")  # the model card and its sample grid, generated at push
 OPTIONAL = ("adversary.safetensors", "metrics.json", "training.json")
 ONNX_DIR = "onnx"
 # The graphs and report of runtime.conventions, named here so that the hub needs neither numpy nor onnxruntime.
@@ -92,6 +93,8 @@ def select_push_files(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
         rel = path.relative_to(folder).as_posix()
         if rel in files or rel in skipped or (rel in (ONNX_DIR, TEST_DATA_ROOT) and not path.is_symlink()):
             continue
+        if rel in GENERATED and path.is_file() and not path.is_symlink():
+            continue  # push makes these again from the files above (a shipped folder keeps a copy)
         skipped[rel] = "a symbolic link" if path.is_symlink() else "not a file the zoo defines"
     missing = [rel for rel in REQUIRED if rel not in files]
     if missing:
