@@ -6,8 +6,8 @@ their namespace; a failing plugin is skipped with a warning), and ``"module:name
 first so that it can register itself. An id without a version means the latest one that has weights (the
 latest of all when none has: a newer version may be a recipe whose weights are not published yet); asking for
 an older version than that works but warns. The registry only names and describes models: building one
-(``make``) lives in ``avb_zoo.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps ``_registry``, ``_factory`` and
-``_hub`` apart; this module imports neither.
+(``make``) lives in ``avb_zoo.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps ``_registry``,
+``_factory`` and ``_hub`` apart; this module imports neither.
 
 Importing this module is cheap (no torch); the catalogue and plugins are read lazily.
 """
