@@ -89,3 +89,14 @@ def test_first_hour_runs_as_written(tmp_path, monkeypatch):
             assert done.exit_code == 0, (args, done.output)
     for made in ("digits.npy", "z.npy", "recon.png", "samples.jpg", "runs/mnist/losses.png"):
         assert (tmp_path / made).is_file(), made
+
+
+def test_the_models_table_is_generated_from_the_shipped_models():
+    """README's table of shipped models is tools/models_table.py's output for the files under models/."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(README.parent / "tools" / "models_table.py"), "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

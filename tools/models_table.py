@@ -61,10 +61,11 @@ def row(folder: Path) -> str:
     params = f"{parameter_count(folder / 'model.safetensors'):,}"
     if (folder / "adversary.safetensors").is_file():
         params += f" (+{parameter_count(folder / 'adversary.safetensors'):,} adversary)"
-    steps = training.get("steps")
-    trained = f"{minutes(training.get('seconds'))}, {training.get('device', 'device not recorded')}"
-    if steps is not None:
-        trained += f", {steps:,} steps"
+    trained = "not recorded (no training.json)"
+    if training:
+        trained = (
+            f"{minutes(training.get('seconds'))}, {training.get('device', '?')}, {training.get('steps', 0):,} steps"
+        )
     ais = protocol["ais"]
     mc, spread = metrics.get("log_likelihood_mc_se"), metrics.get("log_likelihood_spread_se")
     errors = ("" if mc is None else f"± {mc:.2g} MC") + ("" if spread is None else f", ± {spread:.2g} spread")
