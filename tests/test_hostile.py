@@ -756,7 +756,7 @@ case("eval-nan-weights")(_eval(WEIGHTS["nan"]))
 case("eval-config-nested")(_eval(CONFIGS["nested-50000"]))
 case("eval-device-unknown")(_eval(lambda ctx: ctx.toy(), "--device", "quantum"))
 case("eval-pilot-chains-negative")(_eval(lambda ctx: ctx.toy(), "--ais-pilot-chains", -1))
-case("eval-unpublished-model")(lambda ctx: ["eval", "mnist-vae", "--n-test", 2, "--ais-steps", 2, "--no-write"])
+case("eval-unpublished-model")(lambda ctx: ["eval", "mnist-vae-v2", "--n-test", 2, "--ais-steps", 2, "--no-write"])
 case("eval-mnist-config-without-data")(
     _eval(lambda ctx: ctx.config(data={"name": "mnist"}), "--data-dir", Path("no-data"))
 )
