@@ -189,6 +189,10 @@ def train(
     recipe = find_recipe(model_id)
     out = out or f"runs/{recipe.id}"
     if seeds is not None:
+        if max_minutes is not None:
+            from avb_zoo.errors import ConfigError
+
+            raise ConfigError("--max-minutes trains one seed; with --seeds use --max-steps")
         _train_seeds(ctx, recipe, out, seeds, device, max_steps, resume, data_dir, batch_size, checkpoint_every, dtype)
         return
     settings = launch_settings(launch)

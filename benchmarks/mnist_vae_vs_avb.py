@@ -44,11 +44,6 @@ def per_example(journal: Path) -> tuple[dict, dict[int, float], dict[int, float]
     return key, values, mc_se
 
 
-def describe(journal: Path) -> str:
-    folder = journal.resolve()
-    return folder.name
-
-
 def compare(label: str, a: Path, b: Path) -> list[str]:
     key_a, ll_a, se_a = per_example(a)
     key_b, ll_b, se_b = per_example(b)

@@ -137,3 +137,31 @@ def test_history_reader_skips_only_a_cut_last_line(tmp_path):
     (tmp_path / HISTORY_FILE).write_text('{"step": 6, "pri\n' + text)
     with pytest.raises(CheckpointError, match="line 1 is not JSON"):
         read_history(tmp_path)
+
+
+def test_max_minutes_counts_every_sitting(tmp_path):
+    """The limit is training time over every sitting: a resumed run that has already used it takes one step."""
+    run = tmp_path / "run"
+    common = ["train", "toy-avb", "--out", run, "--max-minutes", "0.001", "--log-every", "1", "--quiet"]
+    done = run_cli(*common)
+    assert done.exit_code == 0, done.output
+    first = json.loads((run / "training.json").read_text())
+    assert first["seconds"] >= 0.06 - 0.05  # 0.001 min = 0.06 s, recorded to 0.1 s
+    steps = first["steps"]
+    row = read_history(run)[-1]
+    assert row["step"] == steps and row["seconds"] >= 0.06
+    done = run_cli(*common, "--resume")
+    assert done.exit_code == 0, done.output
+    second = json.loads((run / "training.json").read_text())
+    assert second["steps"] == steps + 1  # the earlier sitting had spent the limit already
+    assert abs(second["seconds"] - (row["seconds"] + second["seconds_this_sitting"])) <= 0.11
+    rows = read_history(run)
+    assert [r["step"] for r in rows][-2:] == [steps, steps + 1] and rows[-1]["seconds"] > row["seconds"]
+
+
+@pytest.mark.parametrize("extra", [["--seeds", "0-1"], ["--nproc", "2"]])
+def test_max_minutes_is_refused_where_it_cannot_hold(tmp_path, extra):
+    done = run_cli("train", "toy-avb", "--out", tmp_path / "run", "--max-minutes", "1", *extra)
+    assert done.exit_code == 1, done.output
+    assert done.output.startswith("error: ") and "--max-minutes" in done.output
+    assert not (tmp_path / "run").exists()

@@ -273,8 +273,7 @@ def load_mnist_labels(
 def mnist_digits(root: str | Path | None, split: str, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images [count, 28, 28], labels [count]) of one split from index ``start``: test digits for
     ``encode`` and ``reconstruct`` without hand-written code. A request beyond the split is refused."""
-    if count < 1 or start < 0:
-        raise DataError(f"ask for at least one digit from an index of 0 or more (got -n {count}, --start {start})")
+    _check_digit_request(count, start)
     root = resolve_data_dir(root)
     names = [_split_files(split, "images"), _split_files(split, "labels")]
     _ensure_present(root, names, download=False)
@@ -287,6 +286,16 @@ def mnist_digits(root: str | Path | None, split: str, count: int, start: int = 0
     labels = _take_split(_read_labels(root / names[1]), split)
     if len(labels) != len(images):
         raise DataError(f"{root}: the {split} split has {len(images)} images but {len(labels)} labels")
+    return _digit_window(images, labels, count, start)
+
+
+def _check_digit_request(count: int, start: int) -> None:
+    if count < 1 or start < 0:
+        raise DataError(f"ask for at least one digit from an index of 0 or more (got -n {count}, --start {start})")
+
+
+def _digit_window(images: np.ndarray, labels: np.ndarray, count: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Digits ``start`` .. ``start + count - 1`` as uint8 [count, 28, 28] and their labels."""
     window = slice(start, start + count)
     return images[window].reshape(count, IMAGE_SIZE, IMAGE_SIZE), labels[window]
 
@@ -300,8 +309,7 @@ BUNDLED_COUNT = 64
 def bundled_digits(count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) from the first 64 test digits that ship with the package: encode and reconstruct
     on real digits with no download (the same values as ``mnist_digits(root, "test", count, start)``)."""
-    if count < 1 or start < 0:
-        raise DataError(f"ask for at least one digit from an index of 0 or more (got -n {count}, --start {start})")
+    _check_digit_request(count, start)
     if start + count > BUNDLED_COUNT:
         raise DataError(
             f"the package ships the test split's first {BUNDLED_COUNT} digits; -n {count} from --start {start} "
@@ -309,8 +317,7 @@ def bundled_digits(count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         )
     images = _read_images(BUNDLED_DIR / BUNDLED_IMAGES)
     labels = _read_labels(BUNDLED_DIR / BUNDLED_LABELS)
-    window = slice(start, start + count)
-    return images[window].reshape(count, IMAGE_SIZE, IMAGE_SIZE), labels[window]
+    return _digit_window(images, labels, count, start)
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

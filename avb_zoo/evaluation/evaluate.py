@@ -31,7 +31,7 @@ from avb_zoo.distributed import World, gather_objects, join_world, world_device
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
-from avb_zoo.evaluation.journal import Journal
+from avb_zoo.evaluation.journal import Journal, weights_digest
 from avb_zoo.evaluation.metrics import (
     ais_log_likelihood,
     elbo_terms,
@@ -270,8 +270,6 @@ def journal_key(
     model: AVBModel, settings: EvalSettings, test: TestSet, elbo_samples: int, has_adversary: bool, device: torch.device
 ) -> dict[str, Any]:
     """What an evaluation's per-batch values depend on (the test-set size aside): the key of its journal."""
-    from avb_zoo.evaluation.journal import weights_digest
-
     return {
         "weights_sha256": weights_digest(model),
         "method": model.method,
