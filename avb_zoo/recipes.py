@@ -19,6 +19,7 @@ from avb_zoo.model_config import validate_config
 
 ID_PATTERN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)(?:-v(?P<version>\d+))?$")
 DATA_SOURCES = ("toy", "mnist", "eight-schools")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TrainSettings:
     loss_scale: float = 1.0
     checkpoint_every: int = 500
     binarize: bool = True
+    lr_schedule: str = "constant"  # or "linear" / "cosine": a decay to 0 at ``steps``
+    lr_decay_start: float = 0.0  # the fraction of ``steps`` after which the decay begins
 
     @classmethod
     def from_mapping(cls, raw: Any, source: str) -> TrainSettings:
@@ -66,6 +69,13 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{source}: train.{name} must be a positive number, got {shown(value)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"{source}: train.lr_schedule = {shown(self.lr_schedule)}; choose one of {list(LR_SCHEDULES)}"
+            )
+        start = self.lr_decay_start
+        if not isinstance(start, int | float) or isinstance(start, bool) or not 0 <= start < 1:
+            raise ConfigError(f"{source}: train.lr_decay_start must be a number in [0, 1), got {shown(start)}")
         for name in ("betas_primal", "betas_adversary"):
             value = getattr(self, name)
             if len(value) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in value):

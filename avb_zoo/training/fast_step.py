@@ -36,6 +36,7 @@ from avb_zoo.recipes import TrainSettings
 from avb_zoo.training import device_noise
 from avb_zoo.training.batches import BatchSource, ImageBatches, NoData, ToyBatches
 from avb_zoo.training.players import PrimalPlayer
+from avb_zoo.training.schedule import base_lrs, lr_factor_tensor
 from avb_zoo.training.step import draw_noise
 
 NOISE_STREAMS = ("host", "device")
@@ -132,14 +133,14 @@ class FunctionalAdam:
     step see it; the update is skipped where ``ok`` is false.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float) -> None:
         if len(optimizer.param_groups) != 1:
             raise ConfigError("the fast step expects one parameter group per optimizer")
         group = optimizer.param_groups[0]
         if group.get("weight_decay", 0) or group.get("amsgrad") or group.get("maximize"):
             raise ConfigError("the fast step supports plain Adam only (no weight decay, amsgrad or maximize)")
         self.params: list[nn.Parameter] = list(group["params"])
-        self.lr, (self.beta1, self.beta2), self.eps = group["lr"], group["betas"], group["eps"]
+        self.lr, (self.beta1, self.beta2), self.eps = base_lr, group["betas"], group["eps"]
         for p in self.params:
             state = optimizer.state[p]
             if not state:
@@ -149,14 +150,16 @@ class FunctionalAdam:
             state["step"] = state["step"].to(p.device)  # on the device: the program advances it
         self.states = [optimizer.state[p] for p in self.params]
 
-    def update(self, grads: list[torch.Tensor], ok: torch.Tensor) -> None:
+    def update(self, grads: list[torch.Tensor], ok: torch.Tensor, factor: torch.Tensor | None = None) -> None:
+        """One step; ``factor`` scales the learning rate (the schedule's, computed on the device)."""
+        lr = self.lr if factor is None else self.lr * factor
         for p, g, state in zip(self.params, grads, self.states, strict=True):
             step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
             new_step = step + 1
             m_new = m.lerp(g, 1 - self.beta1)
             v_new = v * self.beta2 + (1 - self.beta2) * g * g
             count = new_step.double()
-            step_size = self.lr / (1 - self.beta1**count)
+            step_size = lr / (1 - self.beta1**count)
             denom = v_new.sqrt() / (1 - self.beta2**count).sqrt() + self.eps
             p_new = p - step_size * (m_new / denom)
             p.copy_(torch.where(ok, p_new, p))
@@ -190,7 +193,8 @@ class FastStep:
         self.method = model.method
         self.primal = PrimalPlayer(model.encoder, model.decoder, model.method)
         self.primal_names = [n for n, p in self.primal.named_parameters() if p.requires_grad]
-        self.adam = {name: FunctionalAdam(opt) for name, opt in optimizers.items()}
+        lrs = base_lrs(settings)
+        self.adam = {name: FunctionalAdam(opt, lrs[name]) for name, opt in optimizers.items()}
         primal_ids = {id(p) for p in self.adam["primal"].params}
         named = dict(self.primal.named_parameters())
         if {id(named[n]) for n in self.primal_names} != primal_ids:
@@ -266,14 +270,15 @@ class FastStep:
                 primal_p, self._adversary_params(), x, inputs.eps[0], inputs.z_contrast[0]
             )
         ok = torch.isfinite(report[[0, 1, 2]]).all() & (self.first_bad < 0)
-        self.adam["primal"].update([grads[n] for n in self.primal_names], ok)
+        factor = lr_factor_tensor(self.settings, self.step)
+        self.adam["primal"].update([grads[n] for n in self.primal_names], ok, factor)
         if adversary_grads is not None:
-            self.adam["adversary"].update([adversary_grads[n] for n in self.adversary_names], ok)
+            self.adam["adversary"].update([adversary_grads[n] for n in self.adversary_names], ok, factor)
         for sub in range(1, self.subs):
             g, _ = grad(self._adversary_only, has_aux=True)(
                 self._adversary_params(), x, inputs.eps[sub], inputs.z_contrast[sub]
             )
-            self.adam["adversary"].update([g[n] for n in self.adversary_names], ok)
+            self.adam["adversary"].update([g[n] for n in self.adversary_names], ok, factor)
         self.report.copy_(report)
         self.first_bad.copy_(torch.where(ok | (self.first_bad >= 0), self.first_bad, self.step))
         self.step.add_(1)

@@ -29,6 +29,7 @@ from avb_zoo.objectives import (
     vae_terms,
 )
 from avb_zoo.recipes import TrainSettings
+from avb_zoo.training.schedule import base_lrs, lr_factor
 from avb_zoo.training.step import StepResult, draw_noise
 
 PREFIX = "model."
@@ -243,6 +244,9 @@ class StackedModels:
         if dropped:
             self._keep(keep)
             grads = {p: {n: g[keep] for n, g in gs.items()} for p, gs in grads.items()}
+        factor = lr_factor(self.settings, step)
+        for player in self.players:
+            self.adam[player].lr = base_lrs(self.settings)[player] * factor
         for player in reversed(self.players):  # the solo step's order: adversary, then primal
             self.adam[player].update(self.params, grads[player])
         for sub in range(1, self.settings.adversary_steps if has_adversary else 1):

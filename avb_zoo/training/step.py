@@ -23,6 +23,7 @@ from avb_zoo.objectives import (
 from avb_zoo.recipes import TrainSettings
 from avb_zoo.rng import keyed_generator
 from avb_zoo.training.players import Players, make_players
+from avb_zoo.training.schedule import set_lrs
 
 
 @dataclass
@@ -117,6 +118,7 @@ def train_step(
     result = StepResult(primal=primal, adversary=adversary, elbo=elbo, rec=rec)
     if not result.finite():
         return result
+    set_lrs(optimizers, settings, step)
     primal_params = optimizers["primal"].param_groups[0]["params"]
     _backward(losses.primal, primal_params, retain=losses.adversary is not None)
     if losses.adversary is not None:
