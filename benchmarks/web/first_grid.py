@@ -3,10 +3,13 @@
     python benchmarks/web/first_grid.py MODEL_DIR [--loads 5] [--json out.json] [--screenshot page.png]
         [--digit tests/data/mnist-subset]
 
-Each load is a fresh navigation (the server sends no-store, so nothing is cached between loads). The figure is
-``performance.now()`` when the grid is drawn: from navigation start through loading the page, onnxruntime-web
-and the sampler graph, drawing z from the seed, running the sampler at batch 64 and painting the grid.
-Uses Debian's chromium and chromedriver through selenium, single-threaded (no isolation headers).
+Two kinds of load, ``--loads`` of each. Cold: a fresh browser with an empty profile (nothing cached, no
+compiled wasm kept), one navigation. Warm: one browser, after a first load that is not counted, a new
+navigation to the page each time (about:blank between), so whatever the server's headers let the browser keep
+is reused. The figure is ``performance.now()`` when the grid is drawn: from navigation start through loading
+the page, onnxruntime-web and the sampler graph, drawing z from the seed, running the sampler at batch 64 and
+painting the grid. Uses Debian's chromium and chromedriver through selenium, single-threaded (no isolation
+headers), the page served by ``avb-zoo serve``'s server.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import base64
 import gzip
 import io
 import json
+import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +50,36 @@ def wait(driver, key: str, timeout: float = 60.0) -> dict:
     raise SystemExit(f"page not ready: {driver.find_element('tag name', 'body').text[:500]}")
 
 
+def start_browser(profile: Path):
+    """Headless Chromium with its own profile folder (so a new one starts with an empty cache)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,1250",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def load(driver, url: str) -> tuple[float, dict, int]:
+    """One navigation to the page: ms to the first grid, its parts, and the bytes that came over the network."""
+    driver.get(url)
+    page = wait(driver, "firstGridMs")
+    sent = driver.execute_script(
+        "return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]"
+        ".reduce((n, e) => n + (e.transferSize || 0), 0)"
+    )
+    return page["firstGridMs"], page["timings"], int(sent)
+
+
 def first_test_digit(data_dir: Path) -> bytes:
     """The first MNIST test image as a PNG (the idx file of the committed subset)."""
     raw = gzip.decompress((data_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
@@ -68,24 +101,27 @@ def main() -> None:
         folder = export_web(args.model, Path(tmp) / "page")
         server = make_server(folder, 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1000,1250",
-        ):
-            options.add_argument(arg)
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-        times, parts = [], []
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        cold, cold_parts, cold_bytes = [], [], []
+        for _ in range(args.loads):
+            driver = start_browser(Path(tmp) / f"profile-{len(cold)}")
+            try:
+                ms, part, sent = load(driver, url)
+            finally:
+                driver.quit()
+            cold.append(ms)
+            cold_parts.append(part)
+            cold_bytes.append(sent)
+        driver = start_browser(Path(tmp) / "profile-warm")
+        times, parts, warm_bytes = [], [], []
         try:
+            load(driver, url)  # the first load fills the cache; not counted
             for _ in range(args.loads):
-                driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-                page = wait(driver, "firstGridMs")
-                times.append(page["firstGridMs"])
-                parts.append(page["timings"])
+                driver.get("about:blank")
+                ms, part, sent = load(driver, url)
+                times.append(ms)
+                parts.append(part)
+                warm_bytes.append(sent)
             if args.digit is not None:
                 data = base64.b64encode(first_test_digit(args.digit)).decode()
                 driver.execute_script(
@@ -108,16 +144,20 @@ def main() -> None:
         "model": page_json.get("id"),
         "model_dir": str(args.model),
         "batch": 64,
-        "first_grid_ms": [round(t, 1) for t in times],
-        "first_grid_ms_median": round(statistics.median(times), 1),
-        "median_parts_ms": {k: round(statistics.median(p[k] for p in parts), 1) for k in parts[0]},
+        "cold_first_grid_ms": [round(t, 1) for t in cold],
+        "cold_first_grid_ms_median": round(statistics.median(cold), 1),
+        "cold_median_parts_ms": {k: round(statistics.median(p[k] for p in cold_parts), 1) for k in cold_parts[0]},
+        "cold_bytes_transferred": cold_bytes,
+        "warm_first_grid_ms": [round(t, 1) for t in times],
+        "warm_first_grid_ms_median": round(statistics.median(times), 1),
+        "warm_median_parts_ms": {k: round(statistics.median(p[k] for p in parts), 1) for k in parts[0]},
+        "warm_bytes_transferred": warm_bytes,
         "parts": "scriptsMs: navigation start to the page's script running (page, manifest, ort script); "
         "sessionMs: onnxruntime-web's wasm start and the sampler's session; gridMs: z, the sampler at batch 64, "
         "painting",
         "browser": f"headless Chromium {browser} (Debian), selenium, single-threaded wasm",
         "onnxruntime_web": ORT_WEB_VERSION,
-        "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
-        "CPUs (shared)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
     }
     print(json.dumps(result, indent=2))
     if args.json is not None:
