@@ -776,15 +776,15 @@ def export_web(id_or_dir: str, out: str) -> None:
 @click.option("--isolated", is_flag=True, help="Send COOP/COEP headers so the page may run multi-threaded.")
 def serve(id_or_dir: str, port: int, isolated: bool) -> None:
     """Serve the browser page of ID_OR_DIR (a folder export-web wrote, or any model: its page is written to a
-    temporary folder first) on 127.0.0.1 only, until interrupted."""
+    temporary folder first) on 127.0.0.1 only, until interrupted (Ctrl-C or SIGTERM)."""
     import tempfile
     from pathlib import Path
 
     from avb_zoo.web.bundle import MANIFEST
     from avb_zoo.web.bundle import export_web as write_page
-    from avb_zoo.web.serve import HOST, make_server
+    from avb_zoo.web.serve import HOST, make_server, stop_on_sigterm
 
-    with tempfile.TemporaryDirectory(prefix="avb-zoo-page-") as tmp:
+    with stop_on_sigterm(), tempfile.TemporaryDirectory(prefix="avb-zoo-page-") as tmp:
         folder = Path(id_or_dir)
         if not (folder / MANIFEST).is_file():
             folder = write_page(id_or_dir, Path(tmp) / "page")

@@ -1,8 +1,11 @@
 """The page in headless Chromium (Debian's chromium and chromedriver, driven by selenium), offline.
 
-The grid for a seed must equal what `avb-zoo sample --seed` writes, a dropped PNG must give the reconstruction
-and posterior draws that `avb-zoo reconstruct` / `avb-zoo encode` give, and bad input must leave a message on
-the page. Skips, saying why, where Chromium, chromedriver, selenium or the prepared onnxruntime-web is missing.
+The grid for a seed must equal what `avb-zoo sample --seed` writes, a dropped PNG of any kind (8 or 16 bits,
+grey, palette, colour, with alpha) must give the input, reconstruction and posterior draws that `load_images`,
+`avb-zoo reconstruct` and `avb-zoo encode` give, and bad input (a decompression bomb, a damaged file, a broken
+folder, a bad seed) must leave a message on the page and no stale result. `serve` is tried as a browser meets
+it: links out of the folder and other Host names are refused. The layout must fit a 360-px phone.
+Skips, saying why, where Chromium, chromedriver, selenium or the prepared onnxruntime-web is missing.
 ``AVB_ZOO_SCREENSHOT=PATH`` saves a screenshot of the page after a walk and a drop (the README's picture).
 """
 
@@ -22,6 +25,7 @@ import pytest
 from avb_zoo.cli import main
 from click.testing import CliRunner
 from PIL import Image
+from png_files import bomb, every_kind, header, png
 from web_fixtures import TOY, require_runtime
 
 from avb_zoo.web.bundle import export_web
@@ -41,7 +45,16 @@ def start_browser(*extra: str):
         pytest.skip("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,900"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,900",
+    ):
         options.add_argument(arg)
     for arg in extra:
         options.add_argument(arg)
@@ -54,13 +67,20 @@ def site(tmp_path_factory):
     require_runtime()
     root = tmp_path_factory.mktemp("site")
     export_web(TOY, root / "toy")
-    for name in ("no-encoder", "no-sampler", "bad-width"):
+    for name in ("no-encoder", "no-sampler", "bad-width", "no-wasm", "no-model", "bad-graph"):
         shutil.copytree(root / "toy", root / name)
     (root / "no-encoder/model/encoder.onnx").unlink()
     (root / "no-sampler/model/sampler.onnx").unlink()
     page = json.loads((root / "bad-width/model/page.json").read_text())
     page["latent_dim"] = 3
     (root / "bad-width/model/page.json").write_text(json.dumps(page))
+    (root / "no-wasm/ort/ort-wasm-simd-threaded.wasm").unlink()
+    shutil.rmtree(root / "no-model/model")
+    (root / "bad-graph/model/sampler.onnx").write_bytes(b"these bytes are not an ONNX graph")
+    secret = tmp_path_factory.mktemp("outside") / "secret.txt"
+    secret.write_text("outside the site")
+    (root / "leak.txt").symlink_to(secret)
+    (root / "outside").symlink_to(secret.parent)
     server = make_server(root, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -129,7 +149,12 @@ def drop(driver, name: str, data: bytes, mime: str = "image/png") -> dict:
 def test_grid_equals_the_cli_for_the_same_seed(browser, site, tmp_path):
     page = open_page(browser, f"{site}/toy/index.html")
     assert page["error"] is None and page["ready"] and page["threads"] == 1  # not isolated: single-threaded
-    assert "toy-avb-v1" in browser.title and "log_likelihood: -1.4134" in browser.page_source
+    assert "toy-avb-v1" in browser.title
+    metrics = browser.find_element("id", "metrics").text
+    assert (
+        "log p(x) = -1.413 nats (AIS, 2000 steps x 1000 chains; Monte Carlo s.e. 0.0047, spread s.e. 0.01 "
+        "over 4 test images)" in metrics
+    ), metrics
     for seed in ("0", "-12345"):
         if seed != "0":
             field = browser.find_element("id", "seed")
@@ -145,12 +170,30 @@ def test_grid_equals_the_cli_for_the_same_seed(browser, site, tmp_path):
         print(f"seed {seed}: max abs difference page vs `avb-zoo sample` = {diff:.3g}")
         assert diff <= TOLERANCE and page["seed"] == seed
         assert f"grid of seed {seed}" in browser.find_element("id", "seed-shown").text
+    for typed in ("1.5", "abc"):
+        field = browser.find_element("id", "seed")
+        field.clear()
+        field.send_keys(typed)
+        browser.find_element("id", "sample").click()
+        assert f'The seed must be a whole number, got "{typed}".' in state(browser, "error")["error"]
+        assert "grid of seed -12345" in browser.find_element("id", "seed-shown").text  # the last grid stays
+
+
+def test_enter_in_the_seed_box_samples(browser, site, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, f"{site}/toy/index.html")
     field = browser.find_element("id", "seed")
     field.clear()
-    field.send_keys("1.5")
-    browser.find_element("id", "sample").click()
-    assert "The seed must be a whole number" in state(browser, "error")["error"]
-    assert "grid of seed -12345" in browser.find_element("id", "seed-shown").text  # the last grid stays
+    browser.execute_script("window.avbZoo.grid = null")
+    field.send_keys("77", Keys.ENTER)
+    page = state(browser, "grid")
+    assert page["seed"] == "77" and browser.current_url.endswith("/toy/index.html")  # no form submission
+    cli("sample", str(TOY), "-n", "64", "--seed", "77", "--npy", str(tmp_path / "s.npy"), "--provider", "cpu")
+    assert np.abs(np.array(page["grid"]).reshape(64, -1) - np.load(tmp_path / "s.npy")).max() <= TOLERANCE
+    field.clear()
+    field.send_keys(Keys.ENTER)
+    assert "The seed box is empty" in state(browser, "error")["error"]
 
 
 def test_dragging_between_cells_walks_between_their_codes(browser, site):
@@ -214,24 +257,142 @@ def test_a_dropped_png_gives_the_clis_reconstruction(browser, site, tmp_path):
         browser.set_window_size(1000, 900)
 
 
+def test_every_kind_of_png_is_read_as_load_images_reads_it(browser, site, tmp_path):
+    """8- and 16-bit grey, palette (with and without transparency), RGB, grey+alpha, RGBA, interlaced: the
+    page's input equals load_images' exactly; a 16-bit file's reconstruction equals `avb-zoo reconstruct`."""
+    import warnings
+
+    from avb_zoo.runtime.inputs import load_images
+
+    open_page(browser, f"{site}/toy/index.html")
+    for name, data in every_kind(2, 2, seed=3).items():
+        (tmp_path / name).write_bytes(data)
+        page = drop(browser, name, data)
+        assert page["encodeError"] is None, f"{name}: {page['encodeError']}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "made grey", "looks inverted": the values are what matters here
+            expected = load_images(tmp_path / name, (1, 2, 2))[0]
+        got = np.array(page["encoded"]["x"], dtype=np.float32)
+        assert np.array_equal(got, expected), f"{name}: page {got}, load_images {expected}"
+    levels = np.array([[1, 300], [40000, 65534]])  # not multiples of 257: an 8-bit canvas would round them
+    (tmp_path / "g16.png").write_bytes(png(levels, 16, 0))
+    page = drop(browser, "g16.png", (tmp_path / "g16.png").read_bytes())
+    np.testing.assert_array_equal(page["encoded"]["x"], (levels.reshape(-1) / 65535).astype(np.float32))
+    cli(
+        "reconstruct",
+        str(TOY),
+        str(tmp_path / "g16.png"),
+        "--out",
+        str(tmp_path / "r.png"),
+        "--npy",
+        str(tmp_path / "r.npy"),
+    )
+    cli("encode", str(TOY), str(tmp_path / "g16.png"), "--samples", "9", "--out", str(tmp_path / "z.npy"))
+    recon_diff = float(np.abs(np.array(page["encoded"]["probs"][:4]) - np.load(tmp_path / "r.npy")[0]).max())
+    z_diff = float(np.abs(np.array(page["encoded"]["z"]).reshape(9, -1) - np.load(tmp_path / "z.npy")[0]).max())
+    print(f"16-bit PNG: reconstruction max abs difference {recon_diff:.3g}, posterior z {z_diff:.3g}")
+    assert recon_diff <= TOLERANCE and z_diff <= TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, bytes]:
+    """A valid 16000x16000 PNG (about 250 kB, 256 M pixels) and a 30000x30000 one cut after its first data."""
+    return {
+        "bomb16k.png": bomb(16000, 16000),
+        "bomb30k.png": bomb(30000, 100)[:50_000].replace(header(30000, 100), header(30000, 30000)),
+    }
+
+
 @pytest.mark.parametrize(
-    ("name", "data", "message"),
+    ("name", "message"),
     [
-        ("big.png", png_bytes(np.zeros((3, 3), np.uint8), "L"), "big.png is 3x3 pixels; the model takes 2x2"),
-        ("clear.png", png_bytes(np.zeros((2, 2, 4), np.uint8), "RGBA"), "clear.png has transparent pixels"),
-        ("notes.txt", b"not an image at all", "notes.txt is not a PNG image"),
-        ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "broken.png is not a readable PNG image"),
+        (
+            "bomb16k.png",
+            "bomb16k.png declares 16,000x16,000 = 256,000,000 pixels; input images are at most 67,108,864 pixels.",
+        ),
+        (
+            "bomb30k.png",
+            "bomb30k.png declares 30,000x30,000 = 900,000,000 pixels; input images are at most 67,108,864 pixels.",
+        ),
     ],
 )
-def test_bad_images_get_a_message_and_keep_the_page(browser, site, name, data, message):
+def test_a_decompression_bomb_is_refused_from_its_header_at_once(browser, site, bombs, name, message):
     if browser.execute_script(
         "return !(window.avbZoo && window.avbZoo.ready) || !location.pathname.startsWith('/toy/')"
     ):
         open_page(browser, f"{site}/toy/index.html")
+    started = time.monotonic()
+    page = drop(browser, name, bombs[name])
+    seconds = time.monotonic() - started
+    print(
+        f"{name} ({len(bombs[name]):,} bytes): refused in {seconds:.2f} s (the file's transfer into the page included)"
+    )
+    assert page["encodeError"] == message and seconds < 1.0
+    browser.find_element("id", "sample").click()  # the page is still usable
+    assert state(browser, "grid")["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("big.png", png_bytes(np.zeros((3, 3), np.uint8), "L"), "big.png is 3x3 pixels; the model takes 2x2"),
+        ("notes.txt", b"not an image at all", "notes.txt is not a PNG image"),
+        (
+            "broken.png",
+            b"\x89PNG\r\n\x1a\n" + b"\0" * 20,
+            "broken.png is not a readable PNG image: it has no image header",
+        ),
+        (
+            "cut.png",
+            png_bytes(np.zeros((2, 2), np.uint8), "L")[:45],
+            "cut.png is not a readable PNG image: the file is truncated",
+        ),
+        (
+            "crc.png",
+            png_bytes(np.zeros((2, 2), np.uint8), "L")[:-17]
+            + b"\xff"
+            + png_bytes(np.zeros((2, 2), np.uint8), "L")[-16:],
+            "crc.png is not a readable PNG image: its IDAT chunk fails its checksum",
+        ),
+        ("a-very-long-file-name-" * 8 + ".png", b"GIF89a", "is not a PNG image"),
+    ],
+)
+def test_bad_images_get_a_message_and_clear_the_old_result(browser, site, name, data, message):
+    if browser.execute_script(
+        "return !(window.avbZoo && window.avbZoo.ready) || !location.pathname.startsWith('/toy/')"
+    ):
+        open_page(browser, f"{site}/toy/index.html")
+    assert drop(browser, "good.png", png_bytes(np.array([[0, 255], [255, 0]], np.uint8), "L"))["encoded"]
+    assert browser.find_element("id", "results").is_displayed()
     page = drop(browser, name, data)
     assert page["encodeError"] is not None and message in page["encodeError"]
     assert message in browser.find_element("id", "encode-message").text
+    assert page["encoded"] is None and not browser.find_element("id", "results").is_displayed()  # no stale result
     assert page["grid"] is not None and page["error"] is None
+    box = browser.find_element("id", "encode-message")
+    assert box.rect["x"] + box.rect["width"] <= browser.execute_script("return innerWidth")  # long names wrap
+
+
+def test_reading_shows_a_status_while_it_works(browser, site):
+    """Between the drop and the result the page says it is reading the file."""
+    open_page(browser, f"{site}/toy/index.html")
+    seen = browser.execute_script(
+        """
+        const box = document.getElementById("encode-status");
+        const seen = [];
+        new MutationObserver(() => { if (!box.hidden) seen.push(box.textContent); })
+          .observe(box, { attributes: true, childList: true });
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(arguments[0])], "slow.png", { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+        window.avbZoo.seen = seen;
+        return seen.length ? seen : (document.getElementById("encode-status").hidden ? [] : [box.textContent]);
+        """,
+        list(png_bytes(np.array([[0, 255], [255, 0]], np.uint8), "L")),
+    )
+    page = state(browser, "encoded")
+    assert "reading slow.png..." in seen + page.get("seen", [])
+    assert not browser.find_element("id", "encode-status").is_displayed()  # gone once done
 
 
 @pytest.mark.parametrize(
@@ -240,6 +401,13 @@ def test_bad_images_get_a_message_and_keep_the_page(browser, site, name, data, m
         ("no-encoder", "encode-message", "model/encoder.onnx is missing from this folder (HTTP 404)"),
         ("no-sampler", "message", "model/sampler.onnx is missing from this folder (HTTP 404)"),
         ("bad-width", "message", "model/sampler.onnx takes z of width 2, but model/page.json gives 3"),
+        (
+            "no-wasm",
+            "message",
+            "ort/ort-wasm-simd-threaded.wasm is missing from this folder (HTTP 404): onnxruntime-web cannot start",
+        ),
+        ("no-model", "message", "This folder has no model: model/page.json and model/config.json are missing"),
+        ("bad-graph", "message", "model/sampler.onnx is not a usable ONNX graph"),
     ],
 )
 def test_a_broken_folder_says_what_is_wrong(browser, site, folder, where, message):
@@ -248,6 +416,52 @@ def test_a_broken_folder_says_what_is_wrong(browser, site, folder, where, messag
     assert message in browser.find_element("id", where).text
     if folder == "no-encoder":
         assert page["grid"] is not None  # sampling still works without the encoder
+    else:
+        assert not browser.find_element("id", "grid").is_displayed()  # no empty canvas where the grid would be
+
+
+def test_serve_refuses_links_out_and_other_host_names(browser, site):
+    """As a browser meets `serve`: a link to a file outside the folder and a folder link give 404, folders
+    are not listed, and the same server under another name (what a rebinding DNS name looks like) gives 403."""
+    for path in ("leak.txt", "outside/secret.txt", "outside/", "toy/model/"):
+        browser.get(f"{site}/{path}")
+        body = browser.find_element("tag name", "body").text
+        assert "404" in body and "outside the site" not in body and "page.json" not in body, (path, body)
+    port = site.rsplit(":", 1)[1]
+    browser.get(f"http://localhost:{port}/toy/index.html")
+    body = browser.find_element("tag name", "body").text
+    assert "403" in body and "avbZoo" not in browser.page_source
+
+
+@pytest.mark.parametrize("width", [360, 500])
+def test_the_page_fits_a_phone(browser, site, width):
+    """No sideways scrolling at 360 px: the grid, the drop box and the messages shrink or wrap; a drag still
+    picks the cells under the pointer."""
+    from selenium.webdriver import ActionChains
+
+    browser.set_window_size(width, 900)
+    try:
+        open_page(browser, f"{site}/toy/index.html")
+        drop(browser, "x.png", png_bytes(np.array([[0, 255], [255, 0]], np.uint8), "L"))
+        inner, scroll = browser.execute_script("return [innerWidth, document.documentElement.scrollWidth]")
+        assert scroll <= inner, f"the page is {scroll} px wide in a {inner}-px window"
+        for element in ("grid", "drop", "recon", "posterior", "pad", "metrics"):
+            rect = browser.find_element("id", element).rect
+            assert rect["x"] >= 0 and rect["x"] + rect["width"] <= inner, (element, rect)
+        grid = browser.find_element("id", "grid")
+        browser.execute_script("arguments[0].scrollIntoView()", grid)
+        cell = grid.size["width"] / 8
+        start = (-grid.size["width"] / 2 + cell / 2, -grid.size["height"] / 2 + cell / 2)
+        end = (start[0] + 3 * cell, start[1] + 1 * cell)
+        chain = ActionChains(browser).move_to_element_with_offset(grid, *map(int, start)).click_and_hold()
+        chain.move_to_element_with_offset(grid, *map(int, end)).release().perform()
+        walk = state(browser, "walk")["walk"]
+        assert (walk["from"], walk["to"]) == (0, 11)
+        shots = os.environ.get("AVB_ZOO_SCREENSHOTS")
+        if shots:
+            browser.save_screenshot(str(Path(shots) / f"web-page-{width}.png"))
+    finally:
+        browser.set_window_size(1000, 900)
 
 
 def test_no_webassembly_gets_a_message(browser, site):

@@ -43,7 +43,9 @@ def test_export_writes_the_page_folder(runtime, tmp_path):
         "ort/ort-wasm-simd-threaded.mjs",
         "ort/ort-wasm-simd-threaded.wasm",
         "ort/ort.wasm.min.js",
+        "png.js",
         "stream.js",
+        "style.css",
     ]
     page = json.loads((out / "model/page.json").read_text())
     assert page["id"] == "toy-avb-v1" and page["latent_dim"] == 2 and page["noise_dim"] == 64
@@ -184,21 +186,128 @@ def test_a_catalogue_id_exports_its_checked_files(runtime, tmp_path):
     assert (out / "model/encoder.onnx").read_bytes() == (TOY / "onnx/encoder.onnx").read_bytes()
 
 
-def test_the_serve_command_serves_the_page_on_loopback(runtime, tmp_path):
-    """`avb-zoo serve ID` in its own process: writes the page, prints its 127.0.0.1 address, serves index.html."""
+def test_the_serve_command_serves_the_page_and_cleans_up_on_sigterm(runtime, tmp_path):
+    """`avb-zoo serve ID` in its own process: writes the page to a temporary folder, prints its 127.0.0.1
+    address, serves index.html; SIGTERM (what a service manager sends) removes the folder as Ctrl-C does."""
+    import os
     import subprocess
     import sys
 
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     command = [sys.executable, "-u", "-m", "avb_zoo.cli", "serve", str(TOY), "--port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "TMPDIR": str(temp)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = process.stdout.readline()
         assert "at http://127.0.0.1:" in line, line + process.stderr.read()
         url = line.split(" at ")[1].split()[0]
         with urllib.request.urlopen(url + "index.html", timeout=10) as response:
-            assert b'<script src="app.js">' in response.read()
+            assert b'<script src="app.js?v=' in response.read()
         with urllib.request.urlopen(url + "model/page.json", timeout=10) as response:
             assert json.load(response)["id"] == "toy-avb-v1"
+        assert [p.name[:13] for p in temp.iterdir()] == ["avb-zoo-page-"]
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM
         process.wait(timeout=10)
+    assert process.returncode == 130 and "interrupted" in process.stderr.read()
+    assert list(temp.iterdir()) == []
+
+
+@pytest.fixture
+def served(runtime, tmp_path):
+    """A page folder with links in and out of it, served; yields (folder, port)."""
+    out = tmp_path / "site" / "page"
+    assert export(str(TOY), "--out", str(out)).exit_code == 0
+    (tmp_path / "secret.txt").write_text("outside the site")
+    (out / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    (out / "outside").symlink_to(tmp_path)
+    (out / "inside.json").symlink_to(out / "model/page.json")
+    server = make_server(out, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield out, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def request(port: int, path: str, host: str | None = None, headers: dict | None = None):
+    """(status, headers, body) of a raw GET; the request line goes out as given (no client-side cleaning)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.putrequest("GET", path, skip_host=True)
+    connection.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+    for key, value in (headers or {}).items():
+        connection.putheader(key, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, response.headers, body
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/leak.txt",
+        "/outside/secret.txt",
+        "/outside/",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/model/%2e%2e/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "//etc/passwd",
+        "/model/../../secret.txt",
+        "/%00index.html",
+        "/..\\secret.txt",
+    ],
+)
+def test_serve_never_leaves_the_folder(served, path):
+    _, port = served
+    status, headers, body = request(port, path)
+    assert status == 404 and b"outside the site" not in body
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_serve_follows_links_that_stay_inside_and_lists_no_folder(served):
+    _, port = served
+    status, _, body = request(port, "/inside.json")
+    assert status == 200 and json.loads(body)["id"] == "toy-avb-v1"
+    status, _, body = request(port, "/model/")
+    assert status == 404 and b"page.json" not in body  # a folder is never listed
+    status, headers, _ = request(port, "/model")
+    assert status == 301 and headers["Location"] == "/model/"
+    status, _, body = request(port, "/")
+    assert status == 200 and body.startswith(b"<!doctype html>")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "localhost:{port}", "127.0.0.1:1", ""])
+def test_serve_answers_only_its_own_address(served, host):
+    """A DNS name rebound to 127.0.0.1 arrives with its own Host: refused, so a page elsewhere reads nothing."""
+    _, port = served
+    status, _, body = request(port, "/model/page.json", host=host.format(port=port))
+    assert status == 403 and b"toy-avb-v1" not in body
+
+
+def test_serve_sends_security_headers_and_caches_by_content(served):
+    folder, port = served
+    status, headers, _ = request(port, "/index.html")
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self' 'wasm-unsafe-eval'" in csp
+    assert "unsafe-inline" not in csp and "'unsafe-eval'" not in csp and "http" not in csp
+    assert headers["Cache-Control"] == "no-cache" and headers["ETag"]  # the page: revalidated
+    status, again, _ = request(port, "/index.html", headers={"If-None-Match": headers["ETag"]})
+    assert status == 304 and again["ETag"] == headers["ETag"]
+    page = json.loads((folder / "model/page.json").read_text())
+    for url in [*page["graphs"].values(), *page["runtime"].values()]:
+        status, headers, body = request(port, "/" + url)
+        assert status == 200 and headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert hashlib.sha256(body).hexdigest().startswith(url.split("?v=")[1])
+    status, headers, _ = request(port, "/model/sampler.onnx?v=0123456789abcdef")  # not this file's hash
+    assert status == 200 and headers["Cache-Control"] == "no-cache"
+    html = (folder / "index.html").read_text()
+    for name in ("style.css", "stream.js", "png.js", "ort/ort.wasm.min.js", "app.js"):
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16]
+        assert f'"{name}?v={digest}"' in html

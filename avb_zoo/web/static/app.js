@@ -44,13 +44,26 @@ async function fetchBytes(path, what) {
     throw new PageError(`${path} could not be loaded (${err.message}); serve this folder over HTTP (avb-zoo serve).`);
   }
   if (!response.ok) {
-    throw new PageError(`${path} is missing from this folder (HTTP ${response.status}): ${what}. ` +
+    throw new PageError(`${path.split("?")[0]} is missing from this folder (HTTP ${response.status}): ${what}. ` +
       "Write the folder again with `avb-zoo export-web`.");
   }
   return new Uint8Array(await response.arrayBuffer());
 }
 
+// HTTP status of a file of this folder, without downloading it (0: no answer)
+async function statusOf(path) {
+  try {
+    return (await fetch(path, { method: "HEAD", cache: "no-store" })).status;
+  } catch (err) {
+    return 0;
+  }
+}
+
 async function loadManifest() {
+  if ((await statusOf("model/page.json")) === 404 && (await statusOf("model/config.json")) === 404) {
+    throw new PageError("This folder has no model: model/page.json and model/config.json are missing (HTTP 404). " +
+      "The page needs the folder `avb-zoo export-web` writes; write it again.");
+  }
   const bytes = await fetchBytes("model/page.json", "the page's description of the model");
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
@@ -59,14 +72,35 @@ async function loadManifest() {
   }
 }
 
+// onnxruntime-web's WebAssembly files, asked for before onnxruntime-web needs them: a missing one is named here
+// (onnxruntime-web itself would only say that no backend is available)
+async function checkRuntime() {
+  const runtime = state.manifest.runtime;
+  for (const path of [runtime.wasm, runtime.mjs]) {
+    const status = await statusOf(path);
+    if (status !== 200) {
+      throw new PageError(`${path.split("?")[0]} is missing from this folder (HTTP ${status || "no answer"}): ` +
+        "onnxruntime-web cannot start without its WebAssembly files, so nothing can be sampled or encoded. " +
+        "Write the folder again with `avb-zoo export-web`.");
+    }
+  }
+}
+
 // a graph, checked against page.json: input and output names, and the fixed width of every input
 async function openGraph(name, inputs, outputs, widths) {
-  const path = state.manifest.graphs[name];
-  const bytes = await fetchBytes(path, `the model's ${name} graph`);
+  const url = state.manifest.graphs[name];
+  const path = url.split("?")[0];
+  const bytes = await fetchBytes(url, `the model's ${name} graph`);
   let session;
   try {
+    await state.runtimeChecked;
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   } catch (err) {
+    if (err instanceof PageError) throw err;
+    if (/no available backend/i.test(err.message)) {
+      throw new PageError(`onnxruntime-web's WebAssembly did not start, so nothing can be sampled or encoded: ` +
+        `${err.message}`);
+    }
     throw new PageError(`${path} is not a usable ONNX graph: ${err.message}`);
   }
   const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
@@ -105,8 +139,8 @@ function drawTiles(canvas, images, n, columns, displaySize) {
   canvas.width = width;
   canvas.height = height;
   const scale = scaleFor(width, height, displaySize);
-  canvas.style.width = `${width * scale}px`;
-  canvas.style.height = `${height * scale}px`;
+  canvas.style.width = `${width * scale}px`; // at most the column's width (style.css); the height follows
+  canvas.hidden = false;
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(width, height);
   img.data.fill(255);
@@ -130,20 +164,20 @@ function drawTiles(canvas, images, n, columns, displaySize) {
 
 function renderHeader() {
   const m = state.manifest;
-  document.title = `${m.id} · avb-zoo`;
+  const [c, h, w] = m.image_shape;
+  const title = m.title || m.id;
+  document.title = `${title} (${m.id}) · avb-zoo`;
   document.getElementById("title").textContent = m.id;
+  document.getElementById("subtitle").textContent = `${title}: a ${m.latent_dim}-dimensional latent code, ` +
+    `${w}x${h} ${c === 1 ? "grey" : "colour"} images.`;
   const metrics = document.getElementById("metrics");
   metrics.textContent = "";
-  const facts = { latent_dim: m.latent_dim, image: m.image_shape.join("x"), ...m.metrics };
-  for (const [key, value] of Object.entries(facts)) {
-    const span = document.createElement("span");
-    span.textContent = `${key}: ${typeof value === "number" && !Number.isInteger(value) ? value.toPrecision(5) : value}`;
-    metrics.appendChild(span);
-  }
-  if (!Object.keys(m.metrics).length) {
-    const span = document.createElement("span");
-    span.textContent = "no metrics.json: this model has not been evaluated";
-    metrics.appendChild(span);
+  const lines = m.metric_lines && m.metric_lines.length ? m.metric_lines
+    : ["no metrics.json: this model has not been evaluated"];
+  for (const line of lines) {
+    const item = document.createElement("li");
+    item.textContent = line;
+    metrics.appendChild(item);
   }
 }
 
@@ -151,6 +185,7 @@ function renderHeader() {
 
 function readSeed() {
   const text = document.getElementById("seed").value.trim();
+  if (!text) throw new PageError("The seed box is empty; type a whole number, such as 0 or 42.");
   if (!/^-?\d+$/.test(text)) throw new PageError(`The seed must be a whole number, got "${text}".`);
   return BigInt(text);
 }
@@ -162,15 +197,16 @@ async function drawGrid() {
   const probs = await run(state.sampler, { z: [state.z, d] }, "probs");
   avb.grid = Array.from(probs);
   avb.seed = state.seed.toString();
-  state.gridScale = drawTiles(document.getElementById("grid"), probs, GRID, COLUMNS, 500);
+  drawTiles(document.getElementById("grid"), probs, GRID, COLUMNS, 500);
   document.getElementById("seed-shown").textContent = `grid of seed ${state.seed}`;
 }
 
 function cellAt(event) {
   const [, h, w] = state.manifest.image_shape;
   const rect = event.target.getBoundingClientRect();
-  const x = (event.clientX - rect.left) / state.gridScale;
-  const y = (event.clientY - rect.top) / state.gridScale;
+  const scale = rect.width / event.target.width; // the grid as shown, however wide the window lets it be
+  const x = (event.clientX - rect.left) / scale;
+  const y = (event.clientY - rect.top) / scale;
   const col = Math.min(COLUMNS - 1, Math.max(0, Math.floor((x - PAD / 2) / (w + PAD))));
   const row = Math.min(GRID / COLUMNS - 1, Math.max(0, Math.floor((y - PAD / 2) / (h + PAD))));
   return row * COLUMNS + col;
@@ -198,44 +234,38 @@ async function walk(from, to) {
 
 // ---- encoding ------------------------------------------------------------------------------------------
 
-const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
-
-// an image file as model input [C*H*W] in [0, 1], as `avb-zoo encode` reads a PNG (Pillow's luma for colour)
+// an image file as model input [C*H*W] in [0, 1], as `avb-zoo encode` reads a PNG (png.js: 16-bit grey kept,
+// colour as Pillow's luma, transparency over white); its size is checked from the header before decoding
 async function imageInput(file) {
-  const [c, h, w] = state.manifest.image_shape;
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  if (bytes.length < 8 || PNG_SIGNATURE.some((v, i) => bytes[i] !== v)) {
-    throw new PageError(`${file.name} is not a PNG image; drop a ${w}x${h} PNG.`);
-  }
-  let bitmap;
+  const m = state.manifest;
+  const [c, h, w] = m.image_shape;
+  const limit = m.max_image_pixels;
+  let image;
   try {
-    bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }),
-      { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    image = await AvbPng.decode(file, (header) => {
+      const pixels = header.width * header.height;
+      if (pixels > limit) {
+        throw new PageError(`${file.name} declares ${header.width.toLocaleString("en")}x` +
+          `${header.height.toLocaleString("en")} = ${pixels.toLocaleString("en")} pixels; input images are at ` +
+          `most ${limit.toLocaleString("en")} pixels.`);
+      }
+      if (header.width !== w || header.height !== h) {
+        throw new PageError(`${file.name} is ${header.width}x${header.height} pixels; the model takes ${w}x${h}.`);
+      }
+    });
   } catch (err) {
-    throw new PageError(`${file.name} is not a readable PNG image.`);
-  }
-  if (bitmap.width !== w || bitmap.height !== h) {
-    throw new PageError(`${file.name} is ${bitmap.width}x${bitmap.height} pixels; the model takes ${w}x${h}.`);
-  }
-  const canvas = document.createElement("canvas");
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  const rgba = ctx.getImageData(0, 0, w, h).data;
-  const x = new Float32Array(c * h * w);
-  for (let p = 0; p < h * w; p++) {
-    const [r, g, b, a] = [rgba[4 * p], rgba[4 * p + 1], rgba[4 * p + 2], rgba[4 * p + 3]];
-    if (a !== 255) {
-      throw new PageError(`${file.name} has transparent pixels; the model reads opaque images (grey or RGB).`);
+    if (err instanceof AvbPng.PngError) {
+      throw new PageError(err.kind === "not-png" ? `${file.name} is not a PNG image; drop a ${w}x${h} PNG.`
+        : `${file.name} is not a readable PNG image: ${err.message}.`);
     }
-    if (c === 1) {
-      x[p] = Math.fround(((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255);
-    } else {
-      [r, g, b].forEach((v, k) => (x[k * h * w + p] = Math.fround(v / 255)));
-    }
+    throw err;
   }
-  return x;
+  return AvbPng.modelInput(image, c);
+}
+
+function clearResults() {
+  document.getElementById("results").hidden = true;
+  avb.encoded = null;
 }
 
 async function encode(x) {
@@ -253,24 +283,33 @@ async function encode(x) {
   pair.set(probs.subarray(0, m.x_dim), m.x_dim);
   drawTiles(document.getElementById("recon"), pair, 2, 2, 200);
   drawTiles(document.getElementById("posterior"), probs.subarray(m.x_dim), POSTERIOR_SAMPLES, 4, 300);
+  document.getElementById("results").hidden = false;
 }
 
-async function guarded(task) {
+// one encoding at a time: the old result and message go first, a status line says what is under way
+async function guarded(what, task) {
   show("encode-message", "");
+  clearResults();
   avb.encodeError = null;
+  show("encode-status", what);
+  avb.busy = true;
   try {
     if (!state.encoder) throw new PageError("The encoder graph is not loaded, so images cannot be encoded.");
     await task();
   } catch (err) {
     const text = err instanceof PageError ? err.message : `Encoding failed: ${err.message || err}`;
+    clearResults();
     avb.encodeError = text;
     show("encode-message", text);
+  } finally {
+    show("encode-status", "");
+    avb.busy = false;
   }
 }
 
 function setupDrop() {
   const drop = document.getElementById("drop");
-  const onFile = (file) => guarded(async () => encode(await imageInput(file)));
+  const onFile = (file) => guarded(`reading ${file.name}...`, async () => encode(await imageInput(file)));
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
@@ -290,7 +329,6 @@ function setupPad() {
   canvas.height = h;
   const scale = scaleFor(w, h, 196);
   canvas.style.width = `${w * scale}px`;
-  canvas.style.height = `${h * scale}px`;
   state.pad = new Float32Array(h * w);
   const paint = () => {
     const ctx = canvas.getContext("2d");
@@ -304,8 +342,8 @@ function setupPad() {
   let down = false;
   const stroke = (e) => {
     const rect = canvas.getBoundingClientRect();
-    const cx = Math.floor((e.clientX - rect.left) / scale);
-    const cy = Math.floor((e.clientY - rect.top) / scale);
+    const cx = Math.floor(((e.clientX - rect.left) * w) / rect.width);
+    const cy = Math.floor(((e.clientY - rect.top) * h) / rect.height);
     for (let dy = -1; dy <= 1; dy++) {
       for (let dx = -1; dx <= 1; dx++) {
         const x = cx + dx;
@@ -321,11 +359,12 @@ function setupPad() {
   canvas.addEventListener("pointermove", (e) => { if (down) stroke(e); });
   window.addEventListener("pointerup", () => (down = false));
   document.getElementById("clear").addEventListener("click", () => { state.pad.fill(0); paint(); });
-  document.getElementById("encode-drawing").addEventListener("click", () => guarded(async () => {
+  const encodeDrawing = async () => {
     const x = new Float32Array(c * h * w);
     for (let k = 0; k < c; k++) x.set(state.pad, k * h * w);
     await encode(x);
-  }));
+  };
+  document.getElementById("encode-drawing").addEventListener("click", () => guarded("encoding...", encodeDrawing));
   paint();
 }
 
@@ -336,6 +375,10 @@ async function main() {
     throw new PageError("This browser has no WebAssembly, which onnxruntime-web needs to run the model. " +
       "Open the page in a browser with WebAssembly enabled.");
   }
+  if (typeof AvbStream === "undefined" || typeof AvbPng === "undefined") {
+    throw new PageError("The page's scripts (stream.js, png.js) did not load; write the folder again with " +
+      "`avb-zoo export-web`.");
+  }
   if (typeof ort === "undefined") {
     throw new PageError("onnxruntime-web (ort/ort.wasm.min.js) did not load; write the folder again with " +
       "`avb-zoo export-web`.");
@@ -343,7 +386,10 @@ async function main() {
   state.manifest = await loadManifest();
   const m = state.manifest;
   renderHeader();
-  ort.env.wasm.wasmPaths = new URL("ort/", window.location.href).href;
+  const here = window.location.href;
+  ort.env.wasm.wasmPaths = { wasm: new URL(m.runtime.wasm, here).href, mjs: new URL(m.runtime.mjs, here).href };
+  state.runtimeChecked = checkRuntime();
+  state.runtimeChecked.catch(() => {}); // reported where it is awaited (openGraph)
   const threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
   ort.env.wasm.numThreads = threads;
   avb.threads = threads;
@@ -358,7 +404,8 @@ async function main() {
   // where the time to the first grid goes: the page and its scripts, onnxruntime-web's start and the sampler
   // graph's session, then z, the sampler run at batch 64 and painting
   avb.timings = { scriptsMs: scriptStart, sessionMs: samplerReady - scriptStart, gridMs: avb.firstGridMs - samplerReady };
-  document.getElementById("sample").addEventListener("click", () => {
+  document.getElementById("seed-form").addEventListener("submit", (e) => {
+    e.preventDefault(); // the Sample button and Enter in the seed box
     show("message", ""); // a bad seed's message goes once a good one draws
     avb.error = null;
     drawGrid().catch(fail);
@@ -383,4 +430,6 @@ async function main() {
   avb.ready = true;
 }
 
+// until the page is ready, Enter in the seed box must not submit the form (which would reload the page)
+document.getElementById("seed-form").addEventListener("submit", (e) => e.preventDefault());
 main().catch(fail).finally(() => (avb.done = true));
