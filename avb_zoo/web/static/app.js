@@ -60,11 +60,16 @@ async function statusOf(path) {
 }
 
 async function loadManifest() {
-  if ((await statusOf("model/page.json")) === 404 && (await statusOf("model/config.json")) === 404) {
-    throw new PageError("This folder has no model: model/page.json and model/config.json are missing (HTTP 404). " +
-      "The page needs the folder `avb-zoo export-web` writes; write it again.");
+  let bytes;
+  try {
+    bytes = await fetchBytes("model/page.json", "the page's description of the model");
+  } catch (err) {
+    if ((await statusOf("model/page.json")) === 404 && (await statusOf("model/config.json")) === 404) {
+      throw new PageError("This folder has no model: model/page.json and model/config.json are missing " +
+        "(HTTP 404). The page needs the folder `avb-zoo export-web` writes; write it again.");
+    }
+    throw err;
   }
-  const bytes = await fetchBytes("model/page.json", "the page's description of the model");
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
@@ -76,8 +81,9 @@ async function loadManifest() {
 // (onnxruntime-web itself would only say that no backend is available)
 async function checkRuntime() {
   const runtime = state.manifest.runtime;
-  for (const path of [runtime.wasm, runtime.mjs]) {
-    const status = await statusOf(path);
+  const statuses = await Promise.all([runtime.wasm, runtime.mjs].map(statusOf));
+  for (const [i, path] of [runtime.wasm, runtime.mjs].entries()) {
+    const status = statuses[i];
     if (status !== 200) {
       throw new PageError(`${path.split("?")[0]} is missing from this folder (HTTP ${status || "no answer"}): ` +
         "onnxruntime-web cannot start without its WebAssembly files, so nothing can be sampled or encoded. " +
