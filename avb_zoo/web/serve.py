@@ -87,13 +87,20 @@ class PageHandler(SimpleHTTPRequestHandler):
             return None
         return target
 
-    def _hash(self, file: Path, data: bytes) -> str:
+    def _read(self, file: Path, head_only: bool) -> tuple[bytes, str]:
+        """The file's bytes (none for HEAD once its hash is known) and its content hash, kept per version."""
         st = file.stat()
         key = (str(file), st.st_mtime_ns, st.st_size)
         with self._lock:
-            if key not in self._hashes:
-                self._hashes[key] = content_hash(data)
-            return self._hashes[key]
+            digest = self._hashes.get(key)
+        if head_only and digest is not None:
+            return b"", digest
+        data = file.read_bytes()
+        if digest is None:
+            digest = content_hash(data)
+            with self._lock:
+                self._hashes[key] = digest
+        return data, digest
 
     def _answer(self, head_only: bool) -> None:
         if not self._host_allowed():
@@ -113,11 +120,11 @@ class PageHandler(SimpleHTTPRequestHandler):
             self.end_headers()
             return
         try:
-            data = file.read_bytes()
+            data, digest = self._read(file, head_only)
+            size = file.stat().st_size if head_only else len(data)
         except OSError:
             self.send_error(HTTPStatus.NOT_FOUND, "no such file in this page's folder")
             return
-        digest = self._hash(file, data)
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         etag = f'"{digest}"'
         if etag in [t.strip() for t in (self.headers.get("If-None-Match") or "").split(",")]:
@@ -128,7 +135,7 @@ class PageHandler(SimpleHTTPRequestHandler):
             return
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", self.guess_type(str(file)))
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(size))
         self.send_header("ETag", etag)
         self._cache_header(file, query, digest)
         self.end_headers()

@@ -1,7 +1,10 @@
 """Time from page load to the first grid (64 samples) of a model's browser page, in headless Chromium.
 
     python benchmarks/web/first_grid.py MODEL_DIR [--loads 5] [--json out.json] [--screenshot page.png]
-        [--digit tests/data/mnist-subset]
+        [--screenshot-widths 360,1200] [--digit tests/data/mnist-subset]
+
+``--screenshot`` saves the whole page after the loads (a dropped digit with ``--digit``, and a walk); with
+``--screenshot-widths`` one per window width, the width added to the file name (page-360.png, ...).
 
 Two kinds of load, ``--loads`` of each. Cold: a fresh browser with an empty profile (nothing cached, no
 compiled wasm kept), one navigation. Warm: one browser, after a first load that is not counted, a new
@@ -80,6 +83,18 @@ def load(driver, url: str) -> tuple[float, dict, int]:
     return page["firstGridMs"], page["timings"], int(sent)
 
 
+def save_page(driver, width: int, path: Path) -> None:
+    """A screenshot of the whole page (not only the window) at a window ``width`` px wide."""
+    driver.set_window_size(width, 900)
+    time.sleep(0.3)  # the layout settles
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"captureBeyondViewport": True, "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
 def first_test_digit(data_dir: Path) -> bytes:
     """The first MNIST test image as a PNG (the idx file of the committed subset)."""
     raw = gzip.decompress((data_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
@@ -95,6 +110,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--screenshot", type=Path, default=None)
+    parser.add_argument("--screenshot-widths", default="1000", help="window widths in px, comma-separated")
     parser.add_argument("--digit", type=Path, default=None, help="MNIST folder: drop its first test digit first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +150,12 @@ def main() -> None:
             driver.execute_script("return window.avbZoo.walkTo(0, 7)")
             wait(driver, "walk")
             if args.screenshot is not None:
-                driver.save_screenshot(str(args.screenshot))
+                widths = [int(w) for w in args.screenshot_widths.split(",")]
+                for width in widths:
+                    path = args.screenshot
+                    if len(widths) > 1:
+                        path = path.with_name(f"{path.stem}-{width}{path.suffix}")
+                    save_page(driver, width, path)
             browser = driver.capabilities.get("browserVersion")
         finally:
             driver.quit()

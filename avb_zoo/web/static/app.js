@@ -77,8 +77,8 @@ async function loadManifest() {
   }
 }
 
-// onnxruntime-web's WebAssembly files, asked for before onnxruntime-web needs them: a missing one is named here
-// (onnxruntime-web itself would only say that no backend is available)
+// onnxruntime-web's WebAssembly files, asked for while onnxruntime-web starts: a missing one is named (where
+// onnxruntime-web itself would only say that no backend is available)
 async function checkRuntime() {
   const runtime = state.manifest.runtime;
   const statuses = await Promise.all([runtime.wasm, runtime.mjs].map(statusOf));
@@ -99,10 +99,9 @@ async function openGraph(name, inputs, outputs, widths) {
   const bytes = await fetchBytes(url, `the model's ${name} graph`);
   let session;
   try {
-    await state.runtimeChecked;
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   } catch (err) {
-    if (err instanceof PageError) throw err;
+    await state.runtimeChecked; // a missing wasm file is the cause to name, if there is one
     if (/no available backend/i.test(err.message)) {
       throw new PageError(`onnxruntime-web's WebAssembly did not start, so nothing can be sampled or encoded: ` +
         `${err.message}`);
