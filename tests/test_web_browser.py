@@ -58,6 +58,7 @@ def start_browser(*extra: str):
         options.add_argument(arg)
     for arg in extra:
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for console_errors()
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
@@ -106,6 +107,20 @@ def state(driver, key: str | None = None, timeout: float = 20.0):
     raise AssertionError(f"page not ready within {timeout}s; it shows: {driver.find_element('tag name', 'body').text}")
 
 
+def console_errors(driver) -> list[str]:
+    """The console's errors since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def reuse_or_open_toy(driver, site: str) -> None:
+    """The toy page as an earlier test left it if it is ready and shows no error, else freshly opened."""
+    fresh = (
+        "return window.avbZoo && window.avbZoo.ready && !window.avbZoo.error && location.pathname === '/toy/index.html'"
+    )
+    if not driver.execute_script(fresh):
+        open_page(driver, f"{site}/toy/index.html")
+
+
 def open_page(driver, url: str):
     driver.get(url)
     return state(driver)
@@ -147,7 +162,9 @@ def drop(driver, name: str, data: bytes, mime: str = "image/png") -> dict:
 
 
 def test_grid_equals_the_cli_for_the_same_seed(browser, site, tmp_path):
+    console_errors(browser)
     page = open_page(browser, f"{site}/toy/index.html")
+    assert console_errors(browser) == []  # the content security policy lets through all the page needs
     assert page["error"] is None and page["ready"] and page["threads"] == 1  # not isolated: single-threaded
     assert "toy-avb-v1" in browser.title
     metrics = browser.find_element("id", "metrics").text
@@ -317,10 +334,7 @@ def bombs() -> dict[str, bytes]:
     ],
 )
 def test_a_decompression_bomb_is_refused_from_its_header_at_once(browser, site, bombs, name, message):
-    if browser.execute_script(
-        "return !(window.avbZoo && window.avbZoo.ready) || !location.pathname.startsWith('/toy/')"
-    ):
-        open_page(browser, f"{site}/toy/index.html")
+    reuse_or_open_toy(browser, site)
     started = time.monotonic()
     page = drop(browser, name, bombs[name])
     seconds = time.monotonic() - started
@@ -358,10 +372,8 @@ def test_a_decompression_bomb_is_refused_from_its_header_at_once(browser, site, 
     ],
 )
 def test_bad_images_get_a_message_and_clear_the_old_result(browser, site, name, data, message):
-    if browser.execute_script(
-        "return !(window.avbZoo && window.avbZoo.ready) || !location.pathname.startsWith('/toy/')"
-    ):
-        open_page(browser, f"{site}/toy/index.html")
+    reuse_or_open_toy(browser, site)
+    browser.execute_script("document.getElementById('seed').value = '0'")  # whatever an earlier test typed
     assert drop(browser, "good.png", png_bytes(np.array([[0, 255], [255, 0]], np.uint8), "L"))["encoded"]
     assert browser.find_element("id", "results").is_displayed()
     page = drop(browser, name, data)
@@ -411,9 +423,12 @@ def test_reading_shows_a_status_while_it_works(browser, site):
     ],
 )
 def test_a_broken_folder_says_what_is_wrong(browser, site, folder, where, message):
+    console_errors(browser)
     page = open_page(browser, f"{site}/{folder}/index.html")
     assert not page["ready"]
     assert message in browser.find_element("id", where).text
+    errors = console_errors(browser)
+    assert len(errors) <= 2, errors  # the failed request itself (and its probe), not a cascade
     if folder == "no-encoder":
         assert page["grid"] is not None  # sampling still works without the encoder
     else:

@@ -13,7 +13,12 @@ const state = { manifest: null, sampler: null, encoder: null, z: null, seed: 0, 
 // what a test (or a curious user) can read back: the numbers behind every picture, and the page's timings
 const avb = (window.avbZoo = { ready: false, error: null, encodeError: null, grid: null, walk: null });
 
-class PageError extends Error {}
+class PageError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status; // the HTTP status behind it, where there is one
+  }
+}
 
 function show(id, text) {
   const el = document.getElementById(id);
@@ -45,7 +50,7 @@ async function fetchBytes(path, what) {
   }
   if (!response.ok) {
     throw new PageError(`${path.split("?")[0]} is missing from this folder (HTTP ${response.status}): ${what}. ` +
-      "Write the folder again with `avb-zoo export-web`.");
+      "Write the folder again with `avb-zoo export-web`.", response.status);
   }
   return new Uint8Array(await response.arrayBuffer());
 }
@@ -64,7 +69,7 @@ async function loadManifest() {
   try {
     bytes = await fetchBytes("model/page.json", "the page's description of the model");
   } catch (err) {
-    if ((await statusOf("model/page.json")) === 404 && (await statusOf("model/config.json")) === 404) {
+    if (err.status === 404 && (await statusOf("model/config.json")) === 404) {
       throw new PageError("This folder has no model: model/page.json and model/config.json are missing " +
         "(HTTP 404). The page needs the folder `avb-zoo export-web` writes; write it again.");
     }
@@ -77,8 +82,8 @@ async function loadManifest() {
   }
 }
 
-// onnxruntime-web's WebAssembly files, asked for while onnxruntime-web starts: a missing one is named (where
-// onnxruntime-web itself would only say that no backend is available)
+// onnxruntime-web's WebAssembly files, asked for before onnxruntime-web needs them: a missing one is named here
+// (onnxruntime-web itself would only say that no backend is available, after several console errors)
 async function checkRuntime() {
   const runtime = state.manifest.runtime;
   const statuses = await Promise.all([runtime.wasm, runtime.mjs].map(statusOf));
@@ -97,11 +102,11 @@ async function openGraph(name, inputs, outputs, widths) {
   const url = state.manifest.graphs[name];
   const path = url.split("?")[0];
   const bytes = await fetchBytes(url, `the model's ${name} graph`);
+  await state.runtimeChecked; // asked for while the graph downloads; a missing file is named, not tried
   let session;
   try {
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   } catch (err) {
-    await state.runtimeChecked; // a missing wasm file is the cause to name, if there is one
     if (/no available backend/i.test(err.message)) {
       throw new PageError(`onnxruntime-web's WebAssembly did not start, so nothing can be sampled or encoded: ` +
         `${err.message}`);
