@@ -6,7 +6,8 @@ grey, palette, colour, with alpha) must give the input, reconstruction and poste
 folder, a bad seed) must leave a message on the page and no stale result. `serve` is tried as a browser meets
 it: links out of the folder and other Host names are refused. The layout must fit a 360-px phone.
 Skips, saying why, where Chromium, chromedriver, selenium or the prepared onnxruntime-web is missing.
-``AVB_ZOO_SCREENSHOT=PATH`` saves a screenshot of the page after a walk and a drop (the README's picture).
+``AVB_ZOO_SCREENSHOT=PATH`` saves a screenshot of the page after a walk and a drop; ``AVB_ZOO_SCREENSHOTS=DIR``
+saves web-page-360.png and web-page-500.png there from the phone-width test.
 """
 
 from __future__ import annotations
