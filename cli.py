@@ -13,12 +13,12 @@ from typing import Any
 
 import click
 
-from avb_zoo.cli_support import OneFaceGroup
+from avb_zoo.commands.support import OneFaceGroup
 
 
 class ZooGroup(OneFaceGroup):
     """Turns the project's own errors into one line on stderr (JSON on stdout with --json) and exit status 1;
-    ``--debug`` anywhere on the line shows the traceback instead (avb_zoo.cli_support)."""
+    ``--debug`` anywhere on the line shows the traceback instead (avb_zoo.commands.support)."""
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +68,7 @@ def launch_options(command: Any) -> Any:
 
 def launch_settings(params: dict[str, Any]) -> Any:
     """LaunchSettings when the launch options ask for torchrun, else None (run in this process)."""
-    from avb_zoo.launch import LaunchSettings
+    from avb_zoo.training.launch import LaunchSettings
 
     wanted = params["nproc"] is not None or params["nnodes"] > 1 or params["rdzv_endpoint"] or params["max_restarts"]
     if not wanted:
@@ -181,8 +181,8 @@ def train(
     """
     from pathlib import Path
 
-    from avb_zoo.recipes import find_recipe
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.catalogue.recipes import find_recipe
+    from avb_zoo.compute.device import resolve_device
     from avb_zoo.training.trainer import check_resume
     from avb_zoo.training.trainer import train as run_training
 
@@ -197,8 +197,8 @@ def train(
         return
     settings = launch_settings(launch)
     if settings is not None:
-        from avb_zoo.distributed import World
-        from avb_zoo.launch import launch as start
+        from avb_zoo.compute.distributed import World
+        from avb_zoo.training.launch import launch as start
 
         resolve_device(device)
         if max_minutes is not None:
@@ -218,7 +218,7 @@ def train(
         check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
         start("avb_zoo.training", worker_argv(ctx), settings, "training")
         return
-    from avb_zoo.distributed import leave_world
+    from avb_zoo.compute.distributed import leave_world
     from avb_zoo.errors import TrainingInterrupted
 
     try:
@@ -248,8 +248,8 @@ def train(
         leave_world()  # the group torchrun's workers joined (nothing outside torchrun)
     if not result.world.is_main:
         return
-    from avb_zoo.distributed import restart_count
-    from avb_zoo.provenance import write_training_record
+    from avb_zoo.compute.distributed import restart_count
+    from avb_zoo.modelfile.provenance import write_training_record
 
     write_training_record(
         result.out,
@@ -309,8 +309,8 @@ def resume_command(ctx: click.Context, out: str, resume: bool = True) -> str:
 
 def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: str, *args: Any) -> None:
     """``train --seeds``: every seed's model stacked in this process; exit 1 when a model stopped."""
+    from avb_zoo.compute.device import resolve_device
     from avb_zoo.errors import ConfigError
-    from avb_zoo.training.device import resolve_device
     from avb_zoo.training.seeds import parse_seeds, train_seeds
 
     max_steps, resume, data_dir, batch_size, checkpoint_every, dtype = args
@@ -357,7 +357,7 @@ def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any
     """(AIS settings, n_test, protocol label) of ``eval``: the preset's values under the options given."""
     from avb_zoo.evaluation.evaluate import resolve_model_folder
     from avb_zoo.evaluation.presets import find_preset, preset_ais, preset_label
-    from avb_zoo.model_io import read_config
+    from avb_zoo.modelling.model_io import read_config
 
     preset = find_preset(name)
     p = ctx.params
@@ -405,7 +405,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def list_models(as_json: bool) -> None:
     """List the registered models (catalogue and plugins) with versions, weights and metrics."""
-    from avb_zoo.registry import all_specs
+    from avb_zoo.catalogue.registry import all_specs
 
     specs = all_specs()
     if as_json:
@@ -439,8 +439,8 @@ def list_models(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
 def info(model_id: str, as_json: bool) -> None:
     """Show everything registered for MODEL_ID: architecture, Hub repo and revision, file hashes, metrics."""
-    from avb_zoo.model_ref import is_hub_name
-    from avb_zoo.registry import resolution_note, spec
+    from avb_zoo.catalogue.reference import is_hub_name
+    from avb_zoo.catalogue.registry import resolution_note, spec
 
     if is_hub_name(model_id):
         _info_hub(model_id, as_json)
@@ -468,8 +468,8 @@ def info(model_id: str, as_json: bool) -> None:
 
 def _info_hub(model_id: str, as_json: bool) -> None:
     """``info`` for a Hub repo outside the catalogue: pulled (verified), then its commit, files and config."""
-    from avb_zoo.config_file import read_config_json
-    from avb_zoo.hub import fetch
+    from avb_zoo.hub.client import fetch
+    from avb_zoo.modelfile.config_file import read_config_json
 
     pulled = fetch(model_id, progress=False)
     config = read_config_json(pulled.folder)
@@ -495,8 +495,8 @@ def _info_hub(model_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bool, quiet: bool, as_json: bool) -> None:
     """Fetch MODEL_ID's files from the Hub (sha256-checked) and print where they are and where they came from."""
-    from avb_zoo.hub import fetch
-    from avb_zoo.registry import resolution_note
+    from avb_zoo.catalogue.registry import resolution_note
+    from avb_zoo.hub.client import fetch
 
     note = resolution_note(model_id)
     if note and not as_json:
@@ -529,8 +529,8 @@ def push(
     """
     from pathlib import Path
 
-    from avb_zoo.hub import push as push_folder
-    from avb_zoo.hub import push_files, push_skipped, sha256_file
+    from avb_zoo.hub.client import push as push_folder
+    from avb_zoo.hub.client import push_files, push_skipped, sha256_file
 
     skipped = push_skipped(Path(folder))
     for rel, why in skipped.items():
@@ -877,7 +877,7 @@ def eval_model(
     With --nproc N the test batches are shared out between N processes (started by torchrun's elastic
     agent); the metrics equal those of one process, only the timings and protocol.processes differ.
     """
-    from avb_zoo.distributed import join_world, leave_world
+    from avb_zoo.compute.distributed import join_world, leave_world
     from avb_zoo.evaluation.evaluate import (
         EvalSettings,
         check_evaluation,
@@ -902,7 +902,7 @@ def eval_model(
         return
     launch_with = launch_settings(launch)
     if launch_with is not None:
-        from avb_zoo.launch import launch as start
+        from avb_zoo.training.launch import launch as start
 
         check_evaluation(id_or_dir, settings)
         start("avb_zoo.evaluation", worker_argv(ctx), launch_with, "evaluation")

@@ -75,8 +75,9 @@ def probe(args: list[str], home: Path, work: Path) -> dict:
 
 def cold_seconds(args: list[str], home: Path, work: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "avb_zoo.cli", *args], cwd=work, env=environment(home), check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "avb_zoo.cli", *args], cwd=work, env=environment(home), check=True, capture_output=True
+    )
     return time.perf_counter() - start
 
 
@@ -87,8 +88,13 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home, work = Path(tmp) / "hf", Path(tmp)
-        subprocess.run([sys.executable, "-m", "avb_zoo.cli", "data", "digits", "--bundled", "-n", "4", "--out",
-                        "digits.npy"], cwd=work, env=environment(home), check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "avb_zoo.cli", "data", "digits", "--bundled", "-n", "4", "--out", "digits.npy"],
+            cwd=work,
+            env=environment(home),
+            check=True,
+            capture_output=True,
+        )
         rows = {
             "pull mnist-avb-ac": ["pull", "mnist-avb-ac"],
             "sample mnist-avb-ac": ["sample", "mnist-avb-ac", "-n", "4", "--seed", "0", "--out", "s.png"],
@@ -105,11 +111,15 @@ def main() -> None:
             times: dict[str, list[float]] = {"ID": [], "FOLDER": []}
             for _ in range(opts.repeat):  # interleaved, so both see the same machine
                 for label, name in (("ID", "mnist-avb-ac"), ("FOLDER", folder)):
-                    times[label].append(cold_seconds(["sample", name, "-n", "64", "--seed", "0", "--out", "s.png"],
-                                                     home, work))
+                    times[label].append(
+                        cold_seconds(["sample", name, "-n", "64", "--seed", "0", "--out", "s.png"], home, work)
+                    )
             best = {k: min(v) for k, v in times.items()}
-            print(f"\ncold `sample` (a new process each, best of {opts.repeat}, OMP_NUM_THREADS=1): "
-                  f"ID {best['ID']:.3f} s, FOLDER {best['FOLDER']:.3f} s, ratio ID/FOLDER {best['ID'] / best['FOLDER']:.2f}")
+            print(
+                f"\ncold `sample` (a new process each, best of {opts.repeat}, OMP_NUM_THREADS=1): "
+                f"ID {best['ID']:.3f} s, FOLDER {best['FOLDER']:.3f} s, "
+                f"ratio ID/FOLDER {best['ID'] / best['FOLDER']:.2f}"
+            )
 
 
 if __name__ == "__main__":

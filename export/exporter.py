@@ -18,10 +18,9 @@ import torch
 
 import avb_zoo
 from avb_zoo.errors import ExportError, shown
-from avb_zoo.fileio import atomic_write_bytes, atomic_write_json, is_folder
-from avb_zoo.hub_files import TEST_DATA_FILES, TEST_DATA_ROOT
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import WEIGHTS_FILE, load
+from avb_zoo.modelfile.files import TEST_DATA_FILES, TEST_DATA_ROOT
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.model_io import WEIGHTS_FILE, load
 from avb_zoo.runtime.conventions import (
     CONFIG_FILE,
     GRAPHS,
@@ -31,6 +30,7 @@ from avb_zoo.runtime.conventions import (
     graph_file,
 )
 from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
+from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json, is_folder
 
 from .graphs import GraphSpec, graph_specs
 from .onnx_graphs import DEFAULT_OPSET, stamp, to_onnx

@@ -16,7 +16,7 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from zoo_helpers import BIG, SMALL, model_folder
 
 import avb_zoo
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import (
     CheckpointError,
     ChecksumError,
@@ -26,9 +26,9 @@ from avb_zoo.errors import (
     HubUnreachable,
     InvalidRepoId,
 )
-from avb_zoo.hub import fetch, pull, push, resolve_local, sha256_file
-from avb_zoo.hub_files import PUSHED
-from avb_zoo.model_io import load
+from avb_zoo.hub.client import fetch, pull, push, resolve_local, sha256_file
+from avb_zoo.modelfile.files import PUSHED
+from avb_zoo.modelling.model_io import load
 
 # huggingface_hub's LFS PUT passes a file object as `data=`, which httpx2 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -340,7 +340,7 @@ def test_list_and_info_commands(registry) -> None:
 
 
 def test_model_card_without_metrics_or_dataset() -> None:
-    from avb_zoo.model_card import card_metadata, metric_errors, metric_values, render_model_card
+    from avb_zoo.cards.card import card_metadata, metric_errors, metric_values, render_model_card
 
     config = {**SMALL, "data": {"name": "toy"}, "method": "vae"}
     text = render_model_card(config, {}, "org/toy", {"config.json": "a" * 64})

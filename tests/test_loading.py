@@ -13,7 +13,7 @@ import pytest
 from zoo_helpers import TINY, model_folder
 
 from avb_zoo.errors import CheckpointError, ConfigError
-from avb_zoo.model_io import load
+from avb_zoo.modelling.model_io import load
 
 
 @pytest.fixture

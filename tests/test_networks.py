@@ -12,11 +12,11 @@ from onnx_models import MNIST_CONFIG
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.errors import ConfigError
-from avb_zoo.model import AVBModel
-from avb_zoo.networks.adversaries import ADVERSARIES, InnerProductAdversary, ResidualAdversary
-from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder, EightSchoolsDecoder, GaussianDecoder
-from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder, NoiseConvEncoder
-from avb_zoo.networks.layers import ConvTrunk
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.networks.adversaries import ADVERSARIES, InnerProductAdversary, ResidualAdversary
+from avb_zoo.modelling.networks.decoders import DECODERS, BernoulliDecoder, EightSchoolsDecoder, GaussianDecoder
+from avb_zoo.modelling.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder, NoiseConvEncoder
+from avb_zoo.modelling.networks.layers import ConvTrunk
 
 MNIST = (1, 28, 28)
 B = 5

@@ -16,10 +16,10 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from onnx_models import exported
 from zoo_helpers import SMALL, model_folder
 
-import avb_zoo.registry as reg
-from avb_zoo import hub as zoo_hub
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import ChecksumError, ExportError, GraphError
-from avb_zoo.hub import pull, push, push_files, sha256_file
+from avb_zoo.hub import client as zoo_hub
+from avb_zoo.hub.client import pull, push, push_files, sha256_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 SECRET = "hf_secret_credentials_0123456789"

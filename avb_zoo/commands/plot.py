@@ -17,9 +17,9 @@ def plot(run: str, out: str | None) -> None:
     from pathlib import Path
 
     from avb_zoo.errors import CheckpointError
-    from avb_zoo.fileio import atomic_write_bytes
-    from avb_zoo.plots import check_plot_path, loss_curves
     from avb_zoo.training.history import read_history
+    from avb_zoo.training.plots import check_plot_path, loss_curves
+    from avb_zoo.util.fileio import atomic_write_bytes
 
     folder = Path(run)
     path = check_plot_path(out or folder / "losses.png")

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from avb_zoo.distributed import World, gather_objects, join_world, world_device
+from avb_zoo.compute.distributed import World, gather_objects, join_world, world_device
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
@@ -40,9 +40,9 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
-from avb_zoo.fileio import atomic_write_json, is_folder
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
+from avb_zoo.util.fileio import atomic_write_json, is_folder
 
 METRICS_FILE = "metrics.json"
 QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
@@ -121,7 +121,7 @@ def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
     folder = Path(id_or_dir).expanduser()
     own = is_folder(folder)
     if not own:
-        from avb_zoo.hub import resolve_local
+        from avb_zoo.hub.client import resolve_local
 
         folder = resolve_local(str(id_or_dir))
     for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
@@ -347,7 +347,7 @@ def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
     """The predicted wall time of evaluating the model of ID_OR_DIR with ``settings`` (one process), without
     running the evaluation: what ``avb-zoo eval --estimate-only`` prints."""
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     device = resolve_device(settings.device)
     folder, _ = resolve_model_folder(id_or_dir)
@@ -361,7 +361,7 @@ def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
     """The model folder of ID_OR_DIR, after the checks that are cheap before starting any process: the
     settings, the device, the folder (or id), its configuration and its test data."""
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     resolve_device(settings.device)
     folder, _ = resolve_model_folder(id_or_dir)
@@ -385,7 +385,7 @@ def evaluate_folder(
     rank returns once it is written.
     """
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     device = resolve_device(settings.device)
     world = join_world(device)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from avb_zoo.config_file import CONFIG_FILE  # noqa: F401  (re-exported: the folder layout lives here)
+from avb_zoo.modelfile.config_file import CONFIG_FILE  # noqa: F401  (re-exported: the folder layout lives here)
 
 ONNX_DIR = "onnx"
 REPORT_FILE = "verification.json"

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import GraphError
 from avb_zoo.runtime.conventions import ONNX_DIR, REPORT_FILE, graph_file
+from avb_zoo.util.bounded import loads_json, read_regular
 
 REPORT = f"{ONNX_DIR}/{REPORT_FILE}"
 MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit for one message; the zoo's graphs are a few MB

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.config_file import FORMAT_VERSION, read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.fileio import is_folder, is_present
+from avb_zoo.modelfile.config_file import FORMAT_VERSION, read_config_json
 from avb_zoo.runtime.conventions import CONFIG_FILE
 from avb_zoo.runtime.limits import check_dim
+from avb_zoo.util.fileio import is_folder, is_present
 
 
 def resolve_model_dir(id_or_dir: str | Path) -> Path:
@@ -22,7 +22,7 @@ def resolve_model_dir(id_or_dir: str | Path) -> Path:
 def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None]:
     """The model folder that ``id_or_dir`` names: a folder holding config.json, or a model id.
 
-    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.resolve_checked``
+    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.client.resolve_checked``
     (the sha256-checked Hub cache or the copy the package ships) where this installation has it; the second
     item is then the sha256 of every file that was checked, the only files of that folder that may be opened
     (None for the user's own folder).
@@ -35,7 +35,7 @@ def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None
     if is_present(path):
         raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
     try:
-        from avb_zoo.hub import resolve_checked
+        from avb_zoo.hub.client import resolve_checked
     except ImportError:
         raise CheckpointError(f"{shown(id_or_dir)} is not a model folder (no such directory)") from None
     folder, hashes = resolve_checked(id_or_dir)

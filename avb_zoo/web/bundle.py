@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 
 from avb_zoo.errors import GraphError, OutputError, WebError
-from avb_zoo.fileio import atomic_write_bytes
 from avb_zoo.runtime import stream
 from avb_zoo.runtime.conventions import CONFIG_FILE, image_shape_of
 from avb_zoo.runtime.graph_checks import read_checked, verified_graph
 from avb_zoo.runtime.locate import read_model_config, resolve_model
 from avb_zoo.runtime.session import GraphSession
+from avb_zoo.util.fileio import atomic_write_bytes
 from avb_zoo.web.vendor import ORT_WEB_VERSION, runtime_files
 
 PAGE_FILES = ("index.html", "app.js", "stream.js")

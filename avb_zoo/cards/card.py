@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import ConfigError
+from avb_zoo.util.bounded import loads_json, read_regular
 
 SAMPLE_GRID = "samples.png"  # the picture push generates and the card shows
 MAX_METRICS_BYTES = 1 << 20  # a metrics file is a few hundred bytes
@@ -155,7 +155,7 @@ def catalogue_text(model_id: Any) -> tuple[str, str]:
     if not isinstance(model_id, str):
         return "", ""
     try:
-        from avb_zoo.recipes import load_catalogue
+        from avb_zoo.catalogue.recipes import load_catalogue
 
         recipe = load_catalogue().get(model_id)
     except Exception:  # a broken catalogue must not stop a push; the card is then plainer

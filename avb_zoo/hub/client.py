@@ -8,7 +8,7 @@ the result says so. Offline mode never opens a connection.
 
 ``push`` publishes a model folder as one commit: config.json, model.safetensors (+ adversary.safetensors),
 the ONNX graphs and their verification report, metrics.json, and a generated model card. Only those files,
-and only regular files inside the folder, are uploaded (``avb_zoo.hub_files``); the others are reported.
+and only regular files inside the folder, are uploaded (``avb_zoo.modelfile.files``); the others are reported.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avb_zoo.catalogue.names import check_repo_id, check_revision
 from avb_zoo.errors import (
     AVBZooError,
     CheckpointError,
@@ -35,12 +36,11 @@ from avb_zoo.errors import (
     ModelNotFound,
     shown,
 )
-from avb_zoo.fileio import is_folder
-from avb_zoo.hub_files import PUSHED, REQUIRED, TEST_DATA_FILES, remove_cached, select_push_files
-from avb_zoo.hub_names import check_repo_id, check_revision
+from avb_zoo.modelfile.files import PUSHED, REQUIRED, TEST_DATA_FILES, remove_cached, select_push_files
+from avb_zoo.util.fileio import is_folder
 
 if TYPE_CHECKING:
-    from avb_zoo.registry import ModelSpec
+    from avb_zoo.catalogue.registry import ModelSpec
 
 __all__ = ["Pulled", "fetch", "pull", "push", "resolve_checked", "resolve_local", "sha256_file"]
 
@@ -300,17 +300,17 @@ def fetch(
     """Like ``pull``, but says where the model came from (Hub, cache or the shipped copy).
 
     ``model_id`` is a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``, or ``ORG/NAME`` where no
-    registered namespace is called ORG; see ``avb_zoo.model_ref``). With an explicit ``revision`` the copy
+    registered namespace is called ORG; see ``avb_zoo.catalogue.reference``). With an explicit ``revision`` the copy
     the package ships never stands in: it is the catalogue's pinned files, not that revision.
     """
-    from avb_zoo.model_ref import HubRef, resolve_name
-    from avb_zoo.registry import spec as find_spec
+    from avb_zoo.catalogue.reference import HubRef, resolve_name
+    from avb_zoo.catalogue.registry import spec as find_spec
 
     if revision is not None:
         check_revision(revision)
     name = model_id if not isinstance(model_id, str) else resolve_name(model_id)
     if isinstance(name, HubRef):
-        from avb_zoo.hub_repo import fetch_repo
+        from avb_zoo.hub.repo import fetch_repo
 
         return fetch_repo(name, revision=revision, cache_dir=cache_dir, offline=offline, progress=progress)
     spec = find_spec(name)
@@ -408,8 +408,8 @@ def _catalogue_copy(name: str, cache_dir: str | Path | None) -> Pulled | None:
     keeps them as fast by id as by folder. ``pull`` still asks the Hub. The cache is preferred to the copy the
     package ships; a copy that does not match is left for ``fetch`` to report or replace.
     """
-    from avb_zoo.model_ref import HubRef, resolve_name
-    from avb_zoo.registry import spec as find_spec
+    from avb_zoo.catalogue.reference import HubRef, resolve_name
+    from avb_zoo.catalogue.registry import spec as find_spec
 
     try:
         resolved = resolve_name(name)
@@ -488,10 +488,10 @@ def card_files(folder: str | Path, repo_id: str) -> tuple[dict[str, Path], Any, 
     """(the folder's files to publish, its model loaded strictly, the files generated from them: the model
     card README.md and its sample grid). ``push`` uploads both kinds; a model shipped with the package keeps
     the generated ones beside its files, so its card is the one its Hub repo gets."""
-    from avb_zoo.card_images import sample_grid_png
-    from avb_zoo.model_card import SAMPLE_GRID, read_metrics_file, render_model_card
-    from avb_zoo.model_io import load
-    from avb_zoo.provenance import read_training_record
+    from avb_zoo.cards.card import SAMPLE_GRID, read_metrics_file, render_model_card
+    from avb_zoo.cards.images import sample_grid_png
+    from avb_zoo.modelfile.provenance import read_training_record
+    from avb_zoo.modelling.model_io import load
 
     files = push_files(Path(folder))
     model = load(folder, with_adversary="adversary.safetensors" in files)  # strict: config and weights agree

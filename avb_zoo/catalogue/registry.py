@@ -6,8 +6,10 @@ their namespace; a failing plugin is skipped with a warning), and ``"module:name
 first so that it can register itself. An id without a version means the latest one that has weights (the
 latest of all when none has: a newer version may be a recipe whose weights are not published yet); asking for
 an older version than that works but warns. The registry only names and describes models: building one
-(``make``) lives in ``avb_zoo.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps ``_registry``,
-``_factory`` and ``_hub`` apart; this module imports neither.
+(``make``) lives in ``avb_zoo.modelling.factory`` and fetching files in ``avb_zoo.hub``, as timm keeps
+``_registry``, ``_factory`` and ``_hub`` apart. Both sit in layers above the catalogue, so this module imports
+neither: it reaches a model's constructor only through its entry point, a ``module:attribute`` string loaded
+when a model is built, the same way it reaches a plugin's.
 
 Importing this module is cheap (no torch); the catalogue and plugins are read lazily.
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avb_zoo.catalogue.names import check_repo_id, check_repo_path, check_revision, check_sha256
 from avb_zoo.errors import (
     ConfigError,
     InvalidRepoId,
@@ -38,12 +41,11 @@ from avb_zoo.errors import (
     VersionNotFound,
     shown,
 )
-from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from avb_zoo.recipes import Recipe
+    from avb_zoo.catalogue.recipes import Recipe
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -61,7 +63,8 @@ __all__ = [
 logger = logging.getLogger("avb_zoo")
 
 ENTRY_POINT_GROUP = "avb_zoo.models"
-DEFAULT_ENTRY_POINT = "avb_zoo.registry:avb_model"
+DEFAULT_ENTRY_POINT = "avb_zoo.modelling.factory:avb_model"
+FACTORY = "avb_zoo.modelling.factory:make"  # what ModelSpec.make calls, loaded like any entry point
 ID_RE = re.compile(
     r"^(?:(?P<namespace>[A-Za-z0-9_][\w.-]*)/)?(?P<name>[A-Za-z0-9_][\w.-]*?)(?:-v(?P<version>\d+))?$", re.ASCII
 )
@@ -150,10 +153,8 @@ class ModelSpec:
         return self.hub_repo_id is not None or self.local_dir is not None
 
     def make(self, **kwargs: Any) -> nn.Module:
-        """``avb_zoo.make(self, **kwargs)``: construction lives in ``avb_zoo.factory``, not in the registry."""
-        from avb_zoo.factory import make
-
-        return make(self, **kwargs)
+        """``avb_zoo.make(self, **kwargs)``; construction lives in the factory, reached through its entry point."""
+        return load_entry_point(FACTORY)(self, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (entry points that are callables appear by qualified name)."""
@@ -197,16 +198,9 @@ _catalogue_loaded = False
 _plugins_loaded = False
 
 
-def avb_model(**config: Any) -> nn.Module:
-    """The default entry point: an AVBModel from its configuration (the content of config.json)."""
-    from avb_zoo.model import AVBModel
-
-    return AVBModel(config)
-
-
 def spec_from_recipe(recipe: Recipe, catalogue: Path | None = None) -> ModelSpec:
     """The registry entry of one catalogue file; the package's copy of the weights, if shipped, is used offline."""
-    from avb_zoo.recipes import catalogue_dir
+    from avb_zoo.catalogue.recipes import catalogue_dir
 
     folder = catalogue or catalogue_dir()
     local = next(
@@ -234,7 +228,7 @@ def _load_catalogue() -> None:
     with _lock:
         if _catalogue_loaded:
             return
-        from avb_zoo.recipes import load_catalogue
+        from avb_zoo.catalogue.recipes import load_catalogue
 
         specs = [spec_from_recipe(r) for r in load_catalogue().values()]  # raises naming the file and field
         for s in specs:
@@ -330,7 +324,7 @@ def register(
     entry = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
     config = copy.deepcopy(kwargs or {})
     if entry == DEFAULT_ENTRY_POINT:
-        from avb_zoo.model_config import validate_config
+        from avb_zoo.modelfile.model_config import validate_config
 
         try:
             config = validate_config({**config, "id": config.get("id", id)})

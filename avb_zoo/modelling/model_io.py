@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from avb_zoo.config_file import CONFIG_FILE, read_config_json
 from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.fileio import atomic_write_json, read_safetensors, save_safetensors
-from avb_zoo.model import FORMAT_VERSION, AVBModel, validate_config
+from avb_zoo.modelfile.config_file import CONFIG_FILE, read_config_json
+from avb_zoo.modelling.model import FORMAT_VERSION, AVBModel, validate_config
+from avb_zoo.util.fileio import atomic_write_json, read_safetensors, save_safetensors
 
 WEIGHTS_FILE = "model.safetensors"
 ADVERSARY_FILE = "adversary.safetensors"
@@ -125,7 +125,7 @@ def load(
     if not folder.is_dir():
         if isinstance(path, Path) or str(path).startswith((".", "/", "~")) or folder.exists():
             raise CheckpointError(f"{folder} is not a model folder")
-        from avb_zoo.hub import resolve_checked
+        from avb_zoo.hub.client import resolve_checked
 
         folder, hashes = resolve_checked(str(path), revision, cache_dir, offline)
         source = str(path)

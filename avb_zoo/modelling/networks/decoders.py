@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avb_zoo.networks.layers import activation, mlp, xavier_
+from avb_zoo.modelling.networks.layers import activation, mlp, xavier_
 
 
 class Decoder(nn.Module):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from avb_zoo.networks.layers import activation, mlp, near_zero_, xavier_
+from avb_zoo.modelling.networks.layers import activation, mlp, near_zero_, xavier_
 
 
 class Adversary(nn.Module):

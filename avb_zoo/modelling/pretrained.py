@@ -4,7 +4,7 @@ The names, signatures and files are those of ``huggingface_hub.ModelHubMixin`` (
 ``model.safetensors`` in a folder or a repo), so the model is used the way any Hub model is. The methods are
 written here rather than inherited because the mixin's own versions download without checking hashes, upload
 whatever the folder holds and render a card of their own; these go through the zoo's verified pull
-(``avb_zoo.hub.fetch``) and its allow-listed push with the generated card. A folder written by
+(``avb_zoo.hub.client.fetch``) and its allow-listed push with the generated card. A folder written by
 ``save_pretrained`` is a model folder like any other: ``avb-zoo push`` publishes it and the zoo pulls it.
 """
 
@@ -34,7 +34,7 @@ class PretrainedMixin:
 
         With ``push_to_hub=True`` also publish it (to ``repo_id``, default the folder's name) and return the URL.
         """
-        from avb_zoo.model_io import save
+        from avb_zoo.modelling.model_io import save
 
         folder = Path(save_directory)
         save(self, folder)  # type: ignore[arg-type]
@@ -61,7 +61,7 @@ class PretrainedMixin:
         ``token`` other than None is not used (HF_TOKEN or the stored login is). ``model_kwargs`` may only be
         ``device`` (the id fixes the architecture).
         """
-        from avb_zoo.model_io import load
+        from avb_zoo.modelling.model_io import load
 
         extra = sorted(set(model_kwargs) - {"device"})
         if extra:
@@ -89,7 +89,7 @@ class PretrainedMixin:
         """Publish this model to ``repo_id`` as one commit with the generated card; returns the commit URL."""
         import json
 
-        from avb_zoo.hub import push
+        from avb_zoo.hub.client import push
 
         with tempfile.TemporaryDirectory(prefix="avb-zoo-push-") as tmp:
             self.save_pretrained(tmp)

@@ -2,7 +2,7 @@
 
 The catalogue, the registry and the Hub resolver check configurations (including hostile ones from the Hub)
 before anything is built; keeping the check free of torch lets resolving a model id stay torch-free.
-The per-component checks that need the network classes stay in ``avb_zoo.model``.
+The per-component checks that need the network classes stay in ``avb_zoo.modelling.model``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from avb_zoo.config_file import FORMAT_VERSION, check_keys
 from avb_zoo.errors import ConfigError, shown
+from avb_zoo.modelfile.config_file import FORMAT_VERSION, check_keys
 
 METHODS = ("avb", "avb-ac", "vae")
 MAX_INT = 1 << 20

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from avb_zoo.catalogue.names import check_repo_id, check_revision
 from avb_zoo.errors import InvalidRepoId, ModelNotFound, shown
-from avb_zoo.hub_names import check_repo_id, check_revision
 
 HF_HUB_PREFIX = "hf-hub:"
 
@@ -44,7 +44,7 @@ def parse_hub_ref(text: str) -> HubRef:
 
 
 def _namespaces() -> set[str]:
-    from avb_zoo.registry import all_specs
+    from avb_zoo.catalogue.registry import all_specs
 
     return {s.namespace for s in all_specs() if s.namespace is not None}
 

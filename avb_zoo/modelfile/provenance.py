@@ -11,9 +11,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import ConfigError
-from avb_zoo.fileio import atomic_write_json
+from avb_zoo.util.bounded import loads_json, read_regular
+from avb_zoo.util.fileio import atomic_write_json
 
 TRAINING_FILE = "training.json"
 MAX_BYTES = 1 << 16

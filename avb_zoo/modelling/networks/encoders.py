@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from avb_zoo.networks.layers import ConvTrunk, StackedLinear, activation, mlp, near_zero_, xavier_
+from avb_zoo.modelling.networks.layers import ConvTrunk, StackedLinear, activation, mlp, near_zero_, xavier_
 
 
 class Encoder(nn.Module):

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import CheckpointError, ConfigError, shown
+from avb_zoo.util.bounded import loads_json, read_regular
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1  # the config.json format this avb-zoo reads and writes

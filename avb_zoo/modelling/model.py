@@ -22,14 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from avb_zoo.config_file import suggestion
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import ConfigError, shown
-from avb_zoo.model_config import FORMAT_VERSION, METHODS, _check_value, validate_config  # noqa: F401
-from avb_zoo.networks.adversaries import ADVERSARIES
-from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder
-from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
-from avb_zoo.pretrained import PretrainedMixin
-from avb_zoo.rng import keyed_generator
+from avb_zoo.modelfile.config_file import suggestion
+from avb_zoo.modelfile.model_config import FORMAT_VERSION, METHODS, _check_value, validate_config  # noqa: F401
+from avb_zoo.modelling.networks.adversaries import ADVERSARIES
+from avb_zoo.modelling.networks.decoders import DECODERS, BernoulliDecoder
+from avb_zoo.modelling.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder
+from avb_zoo.modelling.pretrained import PretrainedMixin
 
 MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against configs that would exhaust memory
 COMMON_FIELDS = ("x_dim", "latent_dim", "image_shape")

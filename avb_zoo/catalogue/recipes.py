@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from avb_zoo.catalogue.names import check_repo_id, check_repo_path, check_revision, check_sha256
 from avb_zoo.errors import ConfigError, InvalidRepoId, RecipeNotFound, shown
-from avb_zoo.hub_names import check_repo_id, check_repo_path, check_revision, check_sha256
-from avb_zoo.model_config import validate_config
+from avb_zoo.modelfile.model_config import validate_config
 
 ID_PATTERN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)(?:-v(?P<version>\d+))?$")
 DATA_SOURCES = ("toy", "mnist", "eight-schools")

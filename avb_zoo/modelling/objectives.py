@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avb_zoo.model import AVBModel
+from avb_zoo.modelling.model import AVBModel
 
 VARIANCE_FLOOR = 1e-4  # added to Var[z|x] before normalising (the authors' sqrt(v + 1e-4))
 LOG_2PI = math.log(2 * math.pi)

@@ -12,16 +12,23 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avb_zoo.catalogue.registry import ModelSpec, load_entry_point, spec
 from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError, shown
-from avb_zoo.registry import ModelSpec, load_entry_point, spec
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["RUNTIME_KWARGS", "load_weights", "make"]
+__all__ = ["RUNTIME_KWARGS", "avb_model", "load_weights", "make"]
 
 # make()'s keyword arguments: where and how the model runs, or where its files come from; never what it is.
 RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "offline")
+
+
+def avb_model(**config: Any) -> nn.Module:
+    """The registry's default entry point: an AVBModel from its configuration (the content of config.json)."""
+    from avb_zoo.modelling.model import AVBModel
+
+    return AVBModel(config)
 
 
 def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
@@ -47,9 +54,9 @@ def _dtype(value: Any) -> Any:
 
 def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
     """Copy the weights of a model folder into ``model``, strictly (every mismatch is named)."""
-    from avb_zoo.fileio import read_safetensors
-    from avb_zoo.model import AVBModel
-    from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
+    from avb_zoo.modelling.model import AVBModel
+    from avb_zoo.modelling.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
+    from avb_zoo.util.fileio import read_safetensors
 
     if isinstance(model, AVBModel):
         stored = read_config(folder)
@@ -80,7 +87,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
     initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (passed to ``pull``).
     Anything else raises: it would change what the id means.
     """
-    from avb_zoo.model_ref import HubRef, resolve_name
+    from avb_zoo.catalogue.reference import HubRef, resolve_name
 
     name = resolve_name(model_id) if isinstance(model_id, str) else model_id
     if isinstance(name, HubRef):
@@ -101,7 +108,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
                 f"{model_spec.id} has no published weights (no [hub] entry); train it with `avb-zoo train "
                 f"{model_spec.id}`, or pass pretrained=False for a freshly initialised model"
             )
-        from avb_zoo.hub import fetch
+        from avb_zoo.hub.client import fetch
 
         pulled = fetch(
             model_spec,
@@ -112,7 +119,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
         load_weights(model, pulled.folder, model_spec)
         model.source = model_spec.id  # type: ignore[assignment]  (AVBModel says where it came from)
     if device is not None:
-        from avb_zoo.training.device import resolve_device
+        from avb_zoo.compute.device import resolve_device
 
         device = resolve_device(str(device))
     if device is not None or dtype is not None:
@@ -123,7 +130,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
 def _place(model: nn.Module, kwargs: dict[str, Any]) -> nn.Module:
     device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
     if device is not None:
-        from avb_zoo.training.device import resolve_device
+        from avb_zoo.compute.device import resolve_device
 
         device = resolve_device(str(device))
     if device is not None or dtype is not None:
@@ -133,9 +140,9 @@ def _place(model: nn.Module, kwargs: dict[str, Any]) -> nn.Module:
 
 def _make_from_repo(ref: Any, kwargs: dict[str, Any]) -> nn.Module:
     """A Hub repo outside the catalogue: its own config.json fixes the architecture, its weights are verified."""
-    from avb_zoo.hub import fetch
-    from avb_zoo.model import AVBModel
-    from avb_zoo.model_io import ADVERSARY_FILE, load, read_config
+    from avb_zoo.hub.client import fetch
+    from avb_zoo.modelling.model import AVBModel
+    from avb_zoo.modelling.model_io import ADVERSARY_FILE, load, read_config
 
     _check_runtime_kwargs(ref.id, kwargs)
     pulled = fetch(

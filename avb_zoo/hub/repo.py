@@ -17,11 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
-from avb_zoo.config_file import read_config_json
+from avb_zoo.catalogue.reference import HubRef
 from avb_zoo.errors import AVBZooError, ChecksumError, ConfigError, HubNotFound, HubUnreachable
-from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
-from avb_zoo.hub import (
+from avb_zoo.hub.client import (
     Pulled,
     _hub_call_error,
     _hub_settings,
@@ -32,8 +30,10 @@ from avb_zoo.hub import (
     offline_mode,
     sha256_file,
 )
-from avb_zoo.hub_files import PUSHED, REQUIRED, remove_cached
-from avb_zoo.model_ref import HubRef
+from avb_zoo.modelfile.config_file import read_config_json
+from avb_zoo.modelfile.files import PUSHED, REQUIRED, remove_cached
+from avb_zoo.util.bounded import loads_json, read_regular
+from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json
 
 RECORD = "avb-zoo-pull.json"
 MAX_RECORD_BYTES = 1 << 16
@@ -76,7 +76,7 @@ def _not_a_model(ref: HubRef, commit: str, names: list[str], missing: list[str])
 
 def _check_config(folder: Path, where: str) -> None:
     """The repo's config.json, checked before any weights are fetched (a hostile one fails here)."""
-    from avb_zoo.model_config import validate_config
+    from avb_zoo.modelfile.model_config import validate_config
     from avb_zoo.runtime.locate import read_model_config
 
     try:

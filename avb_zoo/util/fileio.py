@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avb_zoo.bounded import read_regular
 from avb_zoo.errors import CheckpointError, OutputError, shown
+from avb_zoo.util.bounded import read_regular
 
 if TYPE_CHECKING:
     import torch
