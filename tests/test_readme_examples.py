@@ -245,7 +245,8 @@ def test_the_api_page_lists_the_public_api():
     paths = api_paths()
     wanted = [f"{module}.{name}" for name, module in avb_zoo._LAZY.items()]
     wanted += ["avb_zoo.runtime.Sampler", "avb_zoo.runtime.Encoder", "avb_zoo.errors"]
-    assert not [w for w in wanted if w not in paths], "docs/api.md lacks these (`::: dotted.path` lines)"
+    missing = [w for w in wanted if w not in paths]
+    assert not missing, f"docs/api.md lacks `::: {{path}}` lines for {missing}"
     elsewhere = [p.name for p in pages() if p != API_PAGE and re.search(r"^:::", p.read_text(), re.M)]
     assert not elsewhere, f"`:::` lines belong on docs/api.md alone: {elsewhere}"
 
