@@ -357,7 +357,7 @@ def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any
     """(AIS settings, n_test, protocol label) of ``eval``: the preset's values under the options given."""
     from avb_zoo.evaluation.evaluate import resolve_model_folder
     from avb_zoo.evaluation.presets import find_preset, preset_ais, preset_label
-    from avb_zoo.modelling.model_io import read_config
+    from avb_zoo.modelling.weights import read_config
 
     preset = find_preset(name)
     p = ctx.params
@@ -439,17 +439,18 @@ def list_models(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
 def info(model_id: str, as_json: bool) -> None:
     """Show everything registered for MODEL_ID: architecture, Hub repo and revision, file hashes, metrics."""
-    from avb_zoo.catalogue.reference import is_hub_name
+    from avb_zoo.catalogue.reference import HubRef, parse_reference
     from avb_zoo.catalogue.registry import resolution_note, spec
 
-    if is_hub_name(model_id):
-        _info_hub(model_id, as_json)
+    ref = parse_reference(model_id)
+    if isinstance(ref, HubRef):
+        _info_hub(ref, as_json)
         return
-    found = spec(model_id)
+    found = spec(ref)
     if as_json:
         print_json(found.to_dict())
         return
-    note = resolution_note(model_id)
+    note = resolution_note(ref, found.id)
     if note:
         click.echo(f"note: {note}", err=True)
     data = found.to_dict()
@@ -466,9 +467,9 @@ def info(model_id: str, as_json: bool) -> None:
     click.echo("model:       " + json.dumps(data["kwargs"], sort_keys=True))
 
 
-def _info_hub(model_id: str, as_json: bool) -> None:
+def _info_hub(model_id: Any, as_json: bool) -> None:
     """``info`` for a Hub repo outside the catalogue: pulled (verified), then its commit, files and config."""
-    from avb_zoo.hub.client import fetch
+    from avb_zoo.hub.resolve import fetch
     from avb_zoo.modelfile.config_file import read_config_json
 
     pulled = fetch(model_id, progress=False)
@@ -495,13 +496,15 @@ def _info_hub(model_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bool, quiet: bool, as_json: bool) -> None:
     """Fetch MODEL_ID's files from the Hub (sha256-checked) and print where they are and where they came from."""
+    from avb_zoo.catalogue.reference import parse_reference
     from avb_zoo.catalogue.registry import resolution_note
-    from avb_zoo.hub.client import fetch
+    from avb_zoo.hub.resolve import fetch
 
-    note = resolution_note(model_id)
+    ref = parse_reference(model_id)
+    pulled = fetch(ref, revision=revision, cache_dir=cache_dir, offline=offline, progress=not quiet)
+    note = resolution_note(ref, pulled.id)
     if note and not as_json:
         click.echo(f"note: {note}", err=True)
-    pulled = fetch(model_id, revision=revision, cache_dir=cache_dir, offline=offline, progress=not quiet)
     if as_json:
         print_json(pulled.to_dict())
         return
@@ -529,8 +532,9 @@ def push(
     """
     from pathlib import Path
 
-    from avb_zoo.hub.client import push as push_folder
-    from avb_zoo.hub.client import push_files, push_skipped, sha256_file
+    from avb_zoo.hub.hashes import sha256_file
+    from avb_zoo.hub.upload import push_files, push_skipped
+    from avb_zoo.modelling.publishing import push as push_folder
 
     skipped = push_skipped(Path(folder))
     for rel, why in skipped.items():

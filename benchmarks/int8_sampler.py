@@ -24,7 +24,7 @@ def _mnist_folder(tmp: Path) -> Path:
 
     from avb_zoo.catalogue.recipes import find_recipe
     from avb_zoo.modelling.model import AVBModel
-    from avb_zoo.modelling.model_io import save
+    from avb_zoo.modelling.weights import save
 
     torch.manual_seed(0)
     recipe = find_recipe("mnist-avb-ac")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.evaluate import METRICS_FILE, EvalSettings, evaluate_folder
-from avb_zoo.modelling.model_io import WEIGHTS_FILE
+from avb_zoo.modelling.weights import WEIGHTS_FILE
 from avb_zoo.util.fileio import read_safetensors
 
 HERE = Path(__file__).resolve().parent

@@ -70,7 +70,7 @@ def exported(factory: pytest.TempPathFactory, name: str) -> Path:
     """The folder of model ``name`` (config.json, model.safetensors, onnx/), exported once per session."""
     if name in _CACHE:
         return _CACHE[name]
-    from avb_zoo.modelling.model_io import save
+    from avb_zoo.modelling.weights import save
 
     folder = factory.mktemp(f"onnx-{name}")
     model = build(name)

@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard, hf_hub_download
 from zoo_helpers import SMALL, model_folder
 
 from avb_zoo.cards.card import render_model_card
-from avb_zoo.hub.client import push
 from avb_zoo.modelfile.provenance import write_training_record
+from avb_zoo.modelling.publishing import push
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 METRICS = {

@@ -12,7 +12,7 @@ import torch
 from onnx_models import build, exported
 
 from avb_zoo.errors import ExportError
-from avb_zoo.modelling.model_io import load
+from avb_zoo.modelling.factory import load
 from avb_zoo.runtime.ort import ort
 
 ATOL = 1e-4

@@ -14,8 +14,9 @@ from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 from zoo_helpers import TINY
 
 from avb_zoo.errors import CheckpointError, ConfigError, OutputError
+from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel
-from avb_zoo.modelling.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
+from avb_zoo.modelling.weights import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, save
 from avb_zoo.util.fileio import read_safetensors
 
 MNIST_AC = MNIST_CONFIG

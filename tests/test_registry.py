@@ -132,7 +132,7 @@ def test_make_takes_runtime_kwargs_only(registry) -> None:
 
 
 def test_make_loads_the_shipped_weights(registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from avb_zoo.modelling.model_io import load
+    from avb_zoo.modelling.factory import load
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     shipped = avb_zoo.spec("toy-avb-v1").local_dir
@@ -290,7 +290,7 @@ def test_the_shipped_catalogue_is_consistent() -> None:
     """Every [hub] entry with a shipped copy: the copy's files hash as the catalogue says, config matches [model]."""
     import json
 
-    from avb_zoo.hub.client import sha256_file
+    from avb_zoo.hub.hashes import sha256_file
     from avb_zoo.modelling.model import validate_config
 
     shipped = [s for s in reg.all_specs() if s.local_dir is not None]

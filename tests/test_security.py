@@ -18,8 +18,11 @@ from zoo_helpers import SMALL, model_folder
 
 import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import ChecksumError, ExportError, GraphError
-from avb_zoo.hub import client as zoo_hub
-from avb_zoo.hub.client import pull, push, push_files, sha256_file
+from avb_zoo.hub import upload as zoo_hub
+from avb_zoo.hub.hashes import sha256_file
+from avb_zoo.hub.resolve import pull
+from avb_zoo.hub.upload import push_files
+from avb_zoo.modelling.publishing import push
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 SECRET = "hf_secret_credentials_0123456789"

@@ -100,7 +100,8 @@ def test_verify_imports_no_torch() -> None:
 
 
 def test_pushed_test_data_verifies_by_hub_id(hub_server: HubFixture, mnist: Path, monkeypatch) -> None:  # noqa: F811
-    from avb_zoo.hub.client import fetch, push
+    from avb_zoo.hub.resolve import fetch
+    from avb_zoo.modelling.publishing import push
 
     monkeypatch.setenv("HF_TOKEN", hub_server.token)
     push(mnist, "me/checked")

@@ -16,7 +16,7 @@ SAMPLES = 64
 def sample_grid_png(folder: Path, config: dict[str, Any], model: Any, has_sampler: bool) -> bytes | None:
     """PNG bytes of the grid, or None for data that is not a picture (no data dimension as with a posterior
     sampler, or no image_shape and x_dim not a square)."""
-    from avb_zoo.runtime.conventions import image_shape_of
+    from avb_zoo.modelfile.layout import image_shape_of
     from avb_zoo.runtime.images import grid, png_bytes
 
     x_dim = int(config["x_dim"])

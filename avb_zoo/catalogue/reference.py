@@ -1,8 +1,10 @@
 """What a model name means: a catalogue id, or a Hub repo (``hf-hub:ORG/NAME[@REV]`` or a bare ``ORG/NAME``).
 
-``hf-hub:`` always means a Hub repo (timm's convention). A bare ``ORG/NAME`` is a catalogue id when a
-registered namespace is called ORG, else a Hub repo; ``note`` then says which was taken, so nobody is left
-guessing. Folders are the callers' to recognise first (a path that exists). Torch-free.
+``parse_reference`` is the one place that reads a user's text as a model: every command and API reads the name
+once, here, and passes the result on (the registry and the Hub take it as it is). ``hf-hub:`` always means a Hub
+repo (timm's convention). A bare ``ORG/NAME`` is a catalogue id when a registered namespace is called ORG, else a
+Hub repo; ``note`` then says which was taken, so nobody is left guessing. Folders are the resolver's to recognise
+first (a path that exists). Torch-free.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from avb_zoo.catalogue.names import check_repo_id, check_revision
+from avb_zoo.catalogue.registry import ModelId, all_specs
 from avb_zoo.errors import InvalidRepoId, ModelNotFound, shown
 
 HF_HUB_PREFIX = "hf-hub:"
@@ -29,6 +32,9 @@ class HubRef:
         return HF_HUB_PREFIX + self.repo_id
 
 
+Reference = ModelId | HubRef
+
+
 def _split(text: str) -> tuple[str, str | None]:
     repo, sep, revision = text.partition("@")
     return repo, (revision if sep else None)
@@ -44,26 +50,27 @@ def parse_hub_ref(text: str) -> HubRef:
 
 
 def _namespaces() -> set[str]:
-    from avb_zoo.catalogue.registry import all_specs
-
     return {s.namespace for s in all_specs() if s.namespace is not None}
 
 
-def resolve_name(name: str) -> HubRef | str:
-    """A HubRef for a Hub repo, else the name itself (a catalogue id, for the registry to look up).
+def parse_reference(name: str | Reference) -> Reference:
+    """A HubRef for a Hub repo, else the catalogue id (a ModelId, for the registry to look up).
 
-    Raises ModelNotFound for a name that is neither a registered model nor a valid repo id.
+    A reference passes through unchanged. Raises ModelNotFound for a name that is neither a well-formed
+    catalogue id nor a valid repo id.
     """
+    if isinstance(name, ModelId | HubRef):
+        return name
     if not isinstance(name, str):
         raise ModelNotFound(f"a model id must be a string, got {type(name).__name__}")
     if name.startswith(HF_HUB_PREFIX):
         return parse_hub_ref(name)
     if "/" not in name or ":" in name:
-        return name
+        return ModelId.parse(name)
     repo, revision = _split(name)
     org = repo.split("/", 1)[0]
     if revision is None and org in _namespaces():
-        return name
+        return ModelId.parse(name)
     try:
         check_repo_id(repo)
         if revision is not None:
@@ -74,11 +81,3 @@ def resolve_name(name: str) -> HubRef | str:
         ) from None
     note = f"{shown(repo)} names no registered namespace: taken as the Hub repo {HF_HUB_PREFIX}{repo}"
     return HubRef(repo, revision, note)
-
-
-def is_hub_name(name: object) -> bool:
-    """Whether ``name`` would be taken as a Hub repo (a cheap check for callers that branch on it)."""
-    try:
-        return isinstance(name, str) and isinstance(resolve_name(name), HubRef)
-    except ModelNotFound:
-        return False

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ModelId",
     "ModelSpec",
     "ModelDeprecationWarning",
     "PluginWarning",
@@ -97,6 +98,35 @@ def parse_model_id(model_id: str) -> tuple[str | None, str, int | None]:
 def get_model_id(ns: str | None, name: str, version: int | None) -> str:
     """The inverse of parse_model_id."""
     return (f"{ns}/" if ns else "") + name + (f"-v{version}" if version is not None else "")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A catalogue id as read once from what the user typed: ``[module:][namespace/]name[-vN]``.
+
+    ``version`` None means the latest version with weights; ``module`` is imported before the lookup so that it
+    can register its models. ``spec`` takes a ModelId as it is, without reading the text again.
+    """
+
+    text: str
+    namespace: str | None
+    name: str
+    version: int | None
+    module: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelId:
+        """Read ``text`` as a catalogue id; a malformed one is a ModelNotFound naming the expected form."""
+        if not isinstance(text, str):
+            raise ModelNotFound(f"a model id must be a string, got {type(text).__name__}")
+        module, sep, rest = text.partition(":")
+        ns, name, version = parse_model_id(rest if sep else text)
+        return cls(text, ns, name, version, module if sep else None)
+
+    @property
+    def bare(self) -> str:
+        """The id without its module prefix."""
+        return get_model_id(self.namespace, self.name, self.version)
 
 
 @dataclass
@@ -391,32 +421,29 @@ def _not_found(model_id: str, ns: str | None, name: str, version: int | None) ->
     return VersionNotFound(f"{shown(model_id)} is deprecated or was removed ({have} remain); use {latest} instead")
 
 
-def _import_prefix(model_id: str) -> str:
-    """``'pkg.mod:name-v0'``: import ``pkg.mod`` (which registers its models) and return ``'name-v0'``."""
-    module, sep, rest = model_id.partition(":")
-    if not sep:
-        return model_id
+def _import_module(ref: ModelId) -> None:
+    """``'pkg.mod:name-v0'``: import ``pkg.mod``, which registers its models."""
     try:
-        importlib.import_module(module)
+        importlib.import_module(str(ref.module))
     except Exception as err:  # the module is user code: any failure becomes one clear message
         raise ModelNotFound(
-            f"{shown(model_id)}: importing module {shown(module)} to register its models failed: "
+            f"{shown(ref.text)}: importing module {shown(ref.module)} to register its models failed: "
             f"{type(err).__name__}: {err}"
         ) from None
-    return rest
 
 
-def spec(model_id: str | ModelSpec) -> ModelSpec:
+def spec(model_id: str | ModelId | ModelSpec) -> ModelSpec:
     """The ModelSpec of an id; ``name`` alone means its latest version with weights (else its latest), an
     older version than that warns."""
     if isinstance(model_id, ModelSpec):
         return model_id
-    if not isinstance(model_id, str):
-        raise ModelNotFound(f"a model id must be a string, got {type(model_id).__name__}")
-    model_id = _import_prefix(model_id)
+    ref = model_id if isinstance(model_id, ModelId) else ModelId.parse(model_id)
+    if ref.module is not None:
+        _import_module(ref)
+    model_id = ref.bare if ref.module is not None else ref.text
     _load_catalogue()
     _load_plugins()
-    ns, name, version = parse_model_id(model_id)
+    ns, name, version = ref.namespace, ref.name, ref.version
     versions = _versions(ns, name)
     if version is None and versions:
         default = get_model_id(ns, name, _default_version(ns, name))
@@ -435,16 +462,20 @@ def spec(model_id: str | ModelSpec) -> ModelSpec:
     return found
 
 
-def resolution_note(model_id: str) -> str | None:
-    """A sentence for commands to print when ``model_id`` had no version and stood for the latest one."""
-    bare = model_id.partition(":")[2] or model_id
+def resolution_note(model_id: str | ModelId, found_id: str | None = None) -> str | None:
+    """A sentence for commands to print when ``model_id`` had no version and stood for the latest one.
+
+    ``found_id``: the id it was resolved to, when the caller has it (then the registry is not searched again).
+    """
     try:
-        if parse_model_id(bare)[2] is not None:
-            return None
+        ref = model_id if isinstance(model_id, ModelId) else ModelId.parse(model_id)
     except ModelNotFound:
         return None
+    if ref.version is not None:
+        return None
+    bare = ref.bare
     try:
-        found = spec(model_id)
+        found = registry[found_id] if found_id in registry else spec(ref)
         newest = get_model_id(found.namespace, found.name, _versions(found.namespace, found.name)[-1])
         if newest == found.id:
             return f"{bare} means {found.id} (its latest version)"

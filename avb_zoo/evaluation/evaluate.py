@@ -40,9 +40,11 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel
-from avb_zoo.modelling.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
-from avb_zoo.util.fileio import atomic_write_json, is_folder
+from avb_zoo.modelling.weights import CONFIG_FILE, WEIGHTS_FILE, read_config
+from avb_zoo.util.fileio import atomic_write_json
 
 METRICS_FILE = "metrics.json"
 QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
@@ -115,15 +117,11 @@ def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
     """(the model folder named by ID_OR_DIR, whether it is the user's own folder).
 
     A folder must hold config.json and model.safetensors. Anything else is taken as a zoo id and resolved
-    by the registry (pulled from the Hub into its cache, or the copy the package ships); such a folder is
-    not the user's, so metrics are not written into it.
+    by the one resolver (``avb_zoo.hub.resolve``: a matching local copy, else pulled); such a folder is not the
+    user's, so metrics are not written into it.
     """
-    folder = Path(id_or_dir).expanduser()
-    own = is_folder(folder)
-    if not own:
-        from avb_zoo.hub.client import resolve_local
-
-        folder = resolve_local(str(id_or_dir))
+    pulled = resolve(id_or_dir)
+    folder, own = pulled.folder, pulled.source == "folder"
     for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder} holds no {name}: it is not a model folder (its {what} are missing)")

@@ -12,26 +12,20 @@ A failed pull removes what it added to the cache: nothing half-pulled stays behi
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 from avb_zoo.catalogue.reference import HubRef
 from avb_zoo.errors import AVBZooError, ChecksumError, ConfigError, HubNotFound, HubUnreachable
-from avb_zoo.hub.client import (
-    Pulled,
-    _hub_call_error,
-    _hub_settings,
-    _is_connection_error,
-    _Unreachable,
-    hub_cache_dir,
-    hub_endpoint,
-    offline_mode,
-    sha256_file,
-)
-from avb_zoo.modelfile.config_file import read_config_json
-from avb_zoo.modelfile.files import PUSHED, REQUIRED, remove_cached
+from avb_zoo.hub.cache import remove_cached, repo_cache_dir, snapshot_dir
+from avb_zoo.hub.faults import Unreachable, call_error, is_connection_error
+from avb_zoo.hub.hashes import git_blob_sha1, sha256_file
+from avb_zoo.hub.pulled import Pulled
+from avb_zoo.hub.settings import hub_cache_dir, hub_endpoint, hub_settings, offline_mode
+from avb_zoo.modelfile.config_file import read_config_json, read_model_config
+from avb_zoo.modelfile.files import PUSHED, REQUIRED
+from avb_zoo.modelfile.model_config import validate_config
 from avb_zoo.util.bounded import loads_json, read_regular
 from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json
 
@@ -39,15 +33,6 @@ RECORD = "avb-zoo-pull.json"
 MAX_RECORD_BYTES = 1 << 16
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-def git_blob_sha1(path: Path) -> str:
-    """The git blob id of a file (what the Hub states for files stored outside LFS)."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _expected(siblings: Any) -> tuple[dict[str, tuple[str, str]], list[str]]:
@@ -76,9 +61,6 @@ def _not_a_model(ref: HubRef, commit: str, names: list[str], missing: list[str])
 
 def _check_config(folder: Path, where: str) -> None:
     """The repo's config.json, checked before any weights are fetched (a hostile one fails here)."""
-    from avb_zoo.modelfile.model_config import validate_config
-    from avb_zoo.runtime.locate import read_model_config
-
     try:
         config = read_config_json(folder)
         validate_config(config)
@@ -97,10 +79,6 @@ def _verify(path: Path, rel: str, kind: str, want: str, where: str) -> str:
     return got if kind == "sha256" else sha256_file(path)
 
 
-def _snapshot(cache: Path, repo_id: str, commit: str) -> Path:
-    return cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / commit
-
-
 def _download_all(ref: HubRef, rev: str, cache: Path, endpoint: str, progress: bool) -> tuple[Path, str, dict]:
     """Resolve ``rev`` to a commit and download and verify the zoo's files of it; returns (folder, commit, sha256)."""
     from huggingface_hub import HfApi, hf_hub_download
@@ -111,7 +89,7 @@ def _download_all(ref: HubRef, rev: str, cache: Path, endpoint: str, progress: b
     if not progress:
         disable_progress_bars()
     try:
-        with _hub_settings():
+        with hub_settings():
             info = api.model_info(ref.repo_id, revision=rev, files_metadata=True)
             commit = str(info.sha)
             if not _COMMIT.match(commit):
@@ -120,7 +98,7 @@ def _download_all(ref: HubRef, rev: str, cache: Path, endpoint: str, progress: b
             missing = [f for f in REQUIRED if f not in wanted]
             if missing:
                 raise _not_a_model(ref, commit, names, missing)
-            folder, where = _snapshot(cache, ref.repo_id, commit), f"{ref.repo_id}@{commit[:12]}"
+            folder, where = snapshot_dir(cache, ref.repo_id, commit), f"{ref.repo_id}@{commit[:12]}"
             hashes: dict[str, str] = {}
             for rel in ["config.json", *sorted(set(wanted) - {"config.json"})]:
                 what = rel
@@ -149,9 +127,9 @@ def _download_all(ref: HubRef, rev: str, cache: Path, endpoint: str, progress: b
             remove_cached(path, cache)
         if isinstance(err, AVBZooError):
             raise
-        if _is_connection_error(err):
-            raise _Unreachable(type(err).__name__) from None
-        raise _hub_call_error(err, what, ref.repo_id, rev, endpoint) from None
+        if is_connection_error(err):
+            raise Unreachable(type(err).__name__) from None
+        raise call_error(err, what, ref.repo_id, rev, endpoint) from None
     finally:
         if not progress:
             enable_progress_bars()
@@ -163,7 +141,7 @@ def _record(ref: HubRef, rev: str, commit: str, endpoint: str, hashes: dict[str,
 
 def _cached(ref: HubRef, rev: str, cache: Path) -> tuple[Path, str, dict[str, str]] | None:
     """The verified copy of ``rev`` in the cache (re-checked against its record), or None."""
-    repo_dir = cache / ("models--" + ref.repo_id.replace("/", "--"))
+    repo_dir = repo_cache_dir(cache, ref.repo_id)
     commit = rev
     if not _COMMIT.match(rev):
         ref_file = repo_dir / "refs" / rev
@@ -172,7 +150,7 @@ def _cached(ref: HubRef, rev: str, cache: Path) -> tuple[Path, str, dict[str, st
         commit = ref_file.read_text(encoding="ascii", errors="replace").strip()
         if not _COMMIT.match(commit):
             return None
-    folder = _snapshot(cache, ref.repo_id, commit)
+    folder = snapshot_dir(cache, ref.repo_id, commit)
     record_path = folder / RECORD
     if not record_path.is_file():
         return None
@@ -214,7 +192,7 @@ def fetch_repo(
             where = f"{endpoint}/{ref.repo_id} at revision {rev} (commit {commit}); files verified against the Hub's"
             where += " own hashes"
             return Pulled(ref.id, folder, "hub", where, ref.repo_id, rev, commit, True, hashes, ref.note)
-        except _Unreachable as err:
+        except Unreachable as err:
             unreachable = f"the Hub at {endpoint} could not be reached ({err})"
     found = _cached(ref, rev, cache)
     if found is None:
@@ -227,4 +205,4 @@ def fetch_repo(
     return Pulled(ref.id, folder, "cache", where, ref.repo_id, rev, commit, True, hashes, ref.note)
 
 
-__all__ = ["RECORD", "fetch_repo", "git_blob_sha1"]
+__all__ = ["RECORD", "fetch_repo"]

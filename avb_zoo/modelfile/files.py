@@ -1,9 +1,8 @@
-"""Which files of a model folder may leave it, and which cache entries may be deleted.
+"""Which files a model folder holds and which of them may leave it.
 
 A push uploads only the files the zoo defines (``PUSHED``), and only when each is a regular file whose real
 path lies inside the folder: a symlink to a key or a credentials file, or a stray file beside the model, must
-never reach the Hub. A failed checksum deletes only what lies inside the cache, never through a link that
-leads out of it. Torch-free.
+never reach the Hub. Torch-free.
 """
 
 from __future__ import annotations
@@ -13,24 +12,12 @@ import stat
 from pathlib import Path
 
 from avb_zoo.errors import CheckpointError
+from avb_zoo.modelfile.layout import GRAPHS, INT8_REPORT, INT8_SAMPLER, ONNX_DIR, REPORT, graph_file
 
 REQUIRED = ("config.json", "model.safetensors")
 GENERATED = ("README.md", "samples.png")  # the model card and its sample grid, generated at push
 OPTIONAL = ("adversary.safetensors", "metrics.json", "training.json")
-ONNX_DIR = "onnx"
-# The graphs and report of runtime.conventions, named here so that the hub needs neither numpy nor onnxruntime.
-GRAPH_FILES = (
-    "onnx/encoder.onnx",
-    "onnx/moments.onnx",
-    "onnx/decoder.onnx",
-    "onnx/sampler.onnx",
-    "onnx/posterior.onnx",
-)
-REPORT = "onnx/verification.json"
-# graph -> (inputs, outputs), as runtime.conventions.GRAPHS counts them: fixes the test data files a graph has.
-_GRAPH_IO = {"encoder": (2, 1), "moments": (1, 2), "decoder": (1, 1), "sampler": (1, 1), "posterior": (1, 1)}
-
-
+GRAPH_FILES = tuple(graph_file(name) for name in GRAPHS)
 TEST_DATA_ROOT = f"{ONNX_DIR}/test_data"
 
 
@@ -41,13 +28,12 @@ def test_data_dir(graph: str) -> str:
 
 TEST_DATA_FILES = tuple(
     f"{test_data_dir(graph)}/{kind}_{i}.pb"
-    for graph, (n_in, n_out) in _GRAPH_IO.items()
-    for kind, n in (("input", n_in), ("output", n_out))
-    for i in range(n)
+    for graph, (inputs, outputs) in GRAPHS.items()
+    for kind, names in (("input", inputs), ("output", outputs))
+    for i in range(len(names))
 )
 # Every file a push may upload (README.md is the model card push generates itself, never a file of the folder).
-INT8_FILES = ("onnx/sampler-int8.onnx", "onnx/sampler-int8.json")  # optional, with its measured error
-PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES, *INT8_FILES)
+PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES, INT8_SAMPLER, INT8_REPORT)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -104,19 +90,3 @@ def select_push_files(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
             + (f" ({why}; push uploads only regular files inside the folder)" if why else "")
         )
     return files, skipped
-
-
-def remove_cached(path: Path, cache: Path) -> None:
-    """Delete a cache entry (the snapshot link and the blob it points to), only where each lies inside ``cache``.
-
-    A link whose folder or target resolves outside the cache is left alone: deleting through it would delete a
-    file the cache does not own.
-    """
-    root = Path(os.path.realpath(cache))
-    if not _inside(Path(os.path.realpath(path.parent)), root):
-        return
-    target = Path(os.path.realpath(path))
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    if target != path and _inside(target, root) and target.is_file() and not target.is_symlink():
-        target.unlink(missing_ok=True)

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from avb_zoo.errors import ConfigError, shown
-from avb_zoo.modelfile.config_file import FORMAT_VERSION, check_keys
+from avb_zoo.modelfile.config_file import FORMAT_VERSION, MAX_DIM, check_format_version, check_keys
 
 METHODS = ("avb", "avb-ac", "vae")
-MAX_INT = 1 << 20
 MAX_LIST = 64
 
 
@@ -25,8 +24,8 @@ def _check_value(where: str, value: Any) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
-        if not 0 <= value <= MAX_INT:
-            raise ConfigError(f"{where} = {value} is out of range (0 to {MAX_INT})")
+        if not 0 <= value <= MAX_DIM:
+            raise ConfigError(f"{where} = {value} is out of range (0 to {MAX_DIM})")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -49,9 +48,7 @@ def validate_config(config: Any) -> dict[str, Any]:
         raise ConfigError(f"a model configuration must be a JSON object, got {type(config).__name__}")
     check_keys(config, "the model configuration")
     cfg = copy.deepcopy(dict(config))
-    version = cfg.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise ConfigError(f"format_version {shown(version)} is not supported (this avb-zoo reads {FORMAT_VERSION})")
+    check_format_version(cfg.get("format_version", FORMAT_VERSION), "the model configuration")
     cfg["format_version"] = FORMAT_VERSION
     if cfg.get("method") not in METHODS:
         raise ConfigError(f"method = {shown(cfg.get('method'))}; choose one of {list(METHODS)}")

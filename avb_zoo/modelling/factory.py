@@ -1,9 +1,11 @@
-"""Building models by name (``avb_zoo.make``): the registry's spec, the Hub's files and the torch model.
+"""Building models by name: ``avb_zoo.make`` (the registry's spec and its published weights) and
+``avb_zoo.load`` (whatever folder, catalogue id or Hub repo names a trained model).
 
-Kept apart from the registry (which only names models) and the Hub client (which only fetches files), as
-timm keeps ``_registry``, ``_hub`` and ``_factory`` apart: the registry then needs neither the Hub nor torch.
-The id (plus the Hub revision) alone fixes architecture and weights: ``make``'s keyword arguments may only
-change where and how the model runs. A Hub repo (``hf-hub:ORG/NAME[@REV]``) builds from its own config.json.
+Kept apart from the registry (which only names models) and the Hub (which only fetches files), as timm keeps
+``_registry``, ``_hub`` and ``_factory`` apart. The id (plus the Hub revision) alone fixes architecture and
+weights: ``make``'s keyword arguments may only change where and how the model runs. A Hub repo
+(``hf-hub:ORG/NAME[@REV]``) builds from its own config.json. Every name is resolved once, by
+``avb_zoo.hub.resolve``, and every folder is read by ``weights.build_from_folder``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from avb_zoo.catalogue.reference import HubRef, parse_reference
 from avb_zoo.catalogue.registry import ModelSpec, load_entry_point, spec
+from avb_zoo.compute.device import resolve_device
 from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError, shown
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import ADVERSARY_FILE, WEIGHTS_FILE, build_from_folder, read_config, read_weights
+from avb_zoo.util.fileio import read_safetensors
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["RUNTIME_KWARGS", "avb_model", "load_weights", "make"]
+__all__ = ["RUNTIME_KWARGS", "avb_model", "load", "load_weights", "make"]
 
 # make()'s keyword arguments: where and how the model runs, or where its files come from; never what it is.
 RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "offline")
@@ -26,8 +36,6 @@ RUNTIME_KWARGS = ("device", "dtype", "pretrained", "revision", "cache_dir", "off
 
 def avb_model(**config: Any) -> nn.Module:
     """The registry's default entry point: an AVBModel from its configuration (the content of config.json)."""
-    from avb_zoo.modelling.model import AVBModel
-
     return AVBModel(config)
 
 
@@ -42,8 +50,6 @@ def _check_runtime_kwargs(model_id: str, kwargs: dict[str, Any]) -> None:
 
 
 def _dtype(value: Any) -> Any:
-    import torch
-
     if value is None or isinstance(value, torch.dtype):
         return value
     found = getattr(torch, str(value), None)
@@ -52,12 +58,18 @@ def _dtype(value: Any) -> Any:
     return found
 
 
+def _place(model: nn.Module, kwargs: dict[str, Any]) -> nn.Module:
+    """The model on the asked device and dtype, in eval mode."""
+    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
+    if device is not None:
+        device = resolve_device(str(device))
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
 def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
     """Copy the weights of a model folder into ``model``, strictly (every mismatch is named)."""
-    from avb_zoo.modelling.model import AVBModel
-    from avb_zoo.modelling.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load_state_strict, read_config
-    from avb_zoo.util.fileio import read_safetensors
-
     if isinstance(model, AVBModel):
         stored = read_config(folder)
         if stored != model.config:
@@ -65,13 +77,9 @@ def load_weights(model: nn.Module, folder: Path, model_spec: ModelSpec) -> None:
             raise ConfigError(
                 f"{folder / 'config.json'} does not describe {model_spec.id} (fields {differ} differ from the registry)"
             )
-        tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
-        load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
         # a catalogue with hashes vouches only for the files it lists: an extra file in the cache is not read
         listed = not model_spec.files or ADVERSARY_FILE in model_spec.files
-        if model.adversary is not None and listed and (folder / ADVERSARY_FILE).is_file():
-            adv, _ = read_safetensors(folder / ADVERSARY_FILE)
-            load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
+        read_weights(model, folder, with_adversary=listed)
         return
     tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
     try:
@@ -84,17 +92,15 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
     """The torch model of ``model_id`` with its published weights, in eval mode.
 
     Keyword arguments: ``device``, ``dtype`` (where and how it runs), ``pretrained=False`` (fresh
-    initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (passed to ``pull``).
+    initialisation instead of the weights), ``revision``, ``cache_dir``, ``offline`` (where the files come from).
     Anything else raises: it would change what the id means.
     """
-    from avb_zoo.catalogue.reference import HubRef, resolve_name
-
-    name = resolve_name(model_id) if isinstance(model_id, str) else model_id
-    if isinstance(name, HubRef):
-        return _make_from_repo(name, kwargs)
-    model_spec = spec(name)
+    ref = model_id if isinstance(model_id, ModelSpec) else parse_reference(model_id)
+    if isinstance(ref, HubRef):
+        return _make_from_repo(ref, kwargs)
+    model_spec = spec(ref)
     _check_runtime_kwargs(model_spec.id, kwargs)
-    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
+    _dtype(kwargs.get("dtype"))  # a bad dtype is named before anything is built or fetched
     creator = load_entry_point(model_spec.entry_point)
     try:
         model = creator(**copy.deepcopy(model_spec.kwargs))
@@ -108,9 +114,7 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
                 f"{model_spec.id} has no published weights (no [hub] entry); train it with `avb-zoo train "
                 f"{model_spec.id}`, or pass pretrained=False for a freshly initialised model"
             )
-        from avb_zoo.hub.client import fetch
-
-        pulled = fetch(
+        pulled = resolve(
             model_spec,
             revision=kwargs.get("revision"),
             cache_dir=kwargs.get("cache_dir"),
@@ -118,39 +122,41 @@ def make(model_id: str | ModelSpec, **kwargs: Any) -> nn.Module:
         )
         load_weights(model, pulled.folder, model_spec)
         model.source = model_spec.id  # type: ignore[assignment]  (AVBModel says where it came from)
-    if device is not None:
-        from avb_zoo.compute.device import resolve_device
-
-        device = resolve_device(str(device))
-    if device is not None or dtype is not None:
-        model.to(device=device, dtype=dtype)
-    return model.eval()
+    return _place(model, kwargs)
 
 
-def _place(model: nn.Module, kwargs: dict[str, Any]) -> nn.Module:
-    device, dtype = kwargs.get("device"), _dtype(kwargs.get("dtype"))
-    if device is not None:
-        from avb_zoo.compute.device import resolve_device
-
-        device = resolve_device(str(device))
-    if device is not None or dtype is not None:
-        model.to(device=device, dtype=dtype)
-    return model.eval()
-
-
-def _make_from_repo(ref: Any, kwargs: dict[str, Any]) -> nn.Module:
+def _make_from_repo(ref: HubRef, kwargs: dict[str, Any]) -> nn.Module:
     """A Hub repo outside the catalogue: its own config.json fixes the architecture, its weights are verified."""
-    from avb_zoo.hub.client import fetch
-    from avb_zoo.modelling.model import AVBModel
-    from avb_zoo.modelling.model_io import ADVERSARY_FILE, load, read_config
-
     _check_runtime_kwargs(ref.id, kwargs)
-    pulled = fetch(
+    pulled = resolve(
         ref, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"), offline=bool(kwargs.get("offline"))
     )
     if not kwargs.get("pretrained", True):
         return _place(AVBModel(read_config(pulled.folder)), kwargs)
-    with_adversary = bool(pulled.files) and ADVERSARY_FILE in pulled.files  # only verified files are opened
-    model = load(pulled.folder, with_adversary=with_adversary)
-    model.source = f"{ref.id}@{pulled.commit}"
+    model = build_from_folder(AVBModel, pulled.folder, hashes=pulled.hashes, source=f"{ref.id}@{pulled.commit}")
     return _place(model, kwargs)
+
+
+def load(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    with_adversary: bool = True,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> AVBModel:
+    """The model a folder, a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``) names, in eval mode.
+
+    It takes what ``runtime.Sampler`` takes. For an id only files whose sha256 was checked are opened.
+    Without adversary.safetensors (or with ``with_adversary=False``) the model's ``adversary`` is None: what
+    needs it (AVB's ELBO estimate, going on training) says so.
+    """
+    pulled = resolve(path, revision=revision, cache_dir=cache_dir, offline=offline)
+    source = str(pulled.folder) if pulled.source == "folder" else str(path)
+    model = build_from_folder(
+        AVBModel, pulled.folder, hashes=pulled.hashes, with_adversary=with_adversary, source=source
+    )
+    if device is not None:
+        model.to(device)
+    return model

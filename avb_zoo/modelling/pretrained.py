@@ -3,18 +3,23 @@
 The names, signatures and files are those of ``huggingface_hub.ModelHubMixin`` (``config.json`` +
 ``model.safetensors`` in a folder or a repo), so the model is used the way any Hub model is. The methods are
 written here rather than inherited because the mixin's own versions download without checking hashes, upload
-whatever the folder holds and render a card of their own; these go through the zoo's verified pull
-(``avb_zoo.hub.client.fetch``) and its allow-listed push with the generated card. A folder written by
+whatever the folder holds and render a card of their own; these go through the zoo's one resolver
+(``avb_zoo.hub.resolve``, every file hash-checked) and its allow-listed push with the generated card
+(``avb_zoo.cards.publish``). ``from_pretrained`` builds ``cls``, so a subclass gets itself back. A folder written by
 ``save_pretrained`` is a model folder like any other: ``avb-zoo push`` publishes it and the zoo pulls it.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
+from avb_zoo.cards.publish import publish
 from avb_zoo.errors import ConfigError
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelling.weights import build_from_folder, save
 
 T = TypeVar("T", bound="PretrainedMixin")
 
@@ -34,8 +39,6 @@ class PretrainedMixin:
 
         With ``push_to_hub=True`` also publish it (to ``repo_id``, default the folder's name) and return the URL.
         """
-        from avb_zoo.modelling.model_io import save
-
         folder = Path(save_directory)
         save(self, folder)  # type: ignore[arg-type]
         if push_to_hub:
@@ -61,19 +64,17 @@ class PretrainedMixin:
         ``token`` other than None is not used (HF_TOKEN or the stored login is). ``model_kwargs`` may only be
         ``device`` (the id fixes the architecture).
         """
-        from avb_zoo.modelling.model_io import load
-
         extra = sorted(set(model_kwargs) - {"device"})
         if extra:
             raise ConfigError(f"from_pretrained got {extra}: the repo's config.json fixes the model; only device")
         del token, force_download
-        model = load(
-            pretrained_model_name_or_path,
-            device=model_kwargs.get("device"),
-            revision=revision,
-            cache_dir=cache_dir,
-            offline=local_files_only,
+        pulled = resolve(
+            pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir, offline=local_files_only
         )
+        source = str(pulled.folder) if pulled.source == "folder" else str(pretrained_model_name_or_path)
+        model = build_from_folder(cls, pulled.folder, hashes=pulled.hashes, source=source)  # type: ignore[type-var]
+        if model_kwargs.get("device") is not None:
+            model.to(model_kwargs["device"])  # type: ignore[attr-defined]
         return model  # type: ignore[return-value]
 
     def push_to_hub(
@@ -87,14 +88,10 @@ class PretrainedMixin:
         metrics: dict[str, Any] | None = None,
     ) -> str:
         """Publish this model to ``repo_id`` as one commit with the generated card; returns the commit URL."""
-        import json
-
-        from avb_zoo.hub.client import push
-
         with tempfile.TemporaryDirectory(prefix="avb-zoo-push-") as tmp:
             self.save_pretrained(tmp)
             if metrics is not None:
                 (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-            return push(
-                tmp, repo_id, private=bool(private), revision=branch, commit_message=commit_message, token=token
+            return publish(
+                tmp, self, repo_id, private=bool(private), revision=branch, commit_message=commit_message, token=token
             )

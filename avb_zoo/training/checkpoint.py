@@ -17,7 +17,7 @@ import torch
 
 from avb_zoo.errors import CheckpointError
 from avb_zoo.modelling.model import AVBModel
-from avb_zoo.modelling.model_io import load_state_strict, model_tensors
+from avb_zoo.modelling.weights import load_state_strict, model_tensors
 from avb_zoo.util.fileio import read_safetensors, save_safetensors
 
 STATE_FILE = "training_state.safetensors"

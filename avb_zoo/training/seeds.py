@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from avb_zoo.catalogue.recipes import Recipe
 from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.modelling.model_io import save
+from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import RunInfo, load_training_state, save_training_state
 from avb_zoo.training.stacked import StackedModels

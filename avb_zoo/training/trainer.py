@@ -22,7 +22,7 @@ from avb_zoo.compute.distributed import World, join_world, launch_id, restart_co
 from avb_zoo.compute.rng import derive_seed
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
 from avb_zoo.modelling.model import AVBModel
-from avb_zoo.modelling.model_io import save
+from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import (
     STATE_FILE,

@@ -21,7 +21,7 @@ import torch
 from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.data.eight_schools import DIM, J, variant_log_joint
 from avb_zoo.evaluation.posterior import fit_mean_field, marginal_distances
-from avb_zoo.modelling.model_io import load
+from avb_zoo.modelling.factory import load
 
 HERE = Path(__file__).resolve().parent
 REFERENCES = {"posteriordb": HERE / "reference_nuts.csv.gz", "paper": HERE / "reference_nuts_paper.csv.gz"}

@@ -9,14 +9,19 @@ Loading is strict: a missing, unexpected or mis-shaped tensor is named.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
-from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.modelfile.config_file import CONFIG_FILE, read_config_json
-from avb_zoo.modelling.model import FORMAT_VERSION, AVBModel, validate_config
+from avb_zoo.errors import CheckpointError, ConfigError
+from avb_zoo.modelfile.config_file import CONFIG_FILE, FORMAT_VERSION, check_format_version, read_config_json
+from avb_zoo.modelfile.model_config import validate_config
 from avb_zoo.util.fileio import atomic_write_json, read_safetensors, save_safetensors
+
+if TYPE_CHECKING:
+    from avb_zoo.modelling.model import AVBModel
+
+M = TypeVar("M", bound="AVBModel")
 
 WEIGHTS_FILE = "model.safetensors"
 ADVERSARY_FILE = "adversary.safetensors"
@@ -44,13 +49,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     """config.json, checked: its size, JSON syntax, format version and every field (errors name the file)."""
     path = Path(folder) / CONFIG_FILE
     config = read_config_json(folder)
-    version = config.get("format_version")
-    if type(version) is not int:
-        raise ConfigError(f"{path}: format_version must be an integer, got {shown(version)}")
-    if version > FORMAT_VERSION:
-        raise ConfigError(
-            f"{path} has format_version {version}, newer than this avb-zoo reads ({FORMAT_VERSION}): upgrade avb-zoo"
-        )
+    check_format_version(config.get("format_version", FORMAT_VERSION), path)
     try:
         return validate_config(config)
     except ConfigError as err:
@@ -105,37 +104,9 @@ def load_state_strict(model: AVBModel, tensors: dict[str, torch.Tensor], groups:
             parts[g].load_state_dict(sub, strict=True)
 
 
-def load(
-    path: str | Path,
-    device: str | torch.device | None = None,
-    with_adversary: bool = True,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    offline: bool = False,
-) -> AVBModel:
-    """The model a folder, a catalogue id or a Hub repo (``hf-hub:ORG/NAME[@REV]``) names, in eval mode.
-
-    It takes what ``runtime.Sampler`` takes. For an id only files whose sha256 was checked are opened.
-    Without adversary.safetensors (or with ``with_adversary=False``) the model's ``adversary`` is None: what
-    needs it (AVB's ELBO estimate, going on training) says so.
-    """
-    folder = Path(path).expanduser()
-    source = str(folder)
-    if not folder.is_dir():
-        if isinstance(path, Path) or str(path).startswith((".", "/", "~")) or folder.exists():
-            raise CheckpointError(f"{folder} is not a model folder")
-        from avb_zoo.hub.client import resolve_checked
-
-        folder, hashes = resolve_checked(str(path), revision, cache_dir, offline)
-        source = str(path)
-        if hashes is not None and ADVERSARY_FILE not in hashes:
-            with_adversary = False  # a file nobody vouched for is not opened
-    try:
-        model = AVBModel(read_config(folder))
-    except ConfigError as err:
-        message = str(err)
-        raise ConfigError(message if CONFIG_FILE in message else f"{folder / CONFIG_FILE}: {message}") from None
+def read_weights(model: AVBModel, folder: Path, with_adversary: bool = True) -> None:
+    """Copy a model folder's weights into ``model``, strictly; without adversary.safetensors (or with
+    ``with_adversary=False``) the model's adversary becomes None, never an untrained one."""
     tensors, _ = read_safetensors(folder / WEIGHTS_FILE)
     load_state_strict(model, tensors, ("encoder", "decoder"), str(folder / WEIGHTS_FILE))
     if model.adversary is not None:
@@ -144,7 +115,28 @@ def load(
             load_state_strict(model, adv, ("adversary",), str(folder / ADVERSARY_FILE))
         else:
             model.adversary = None
-    model.source = source
-    if device is not None:
-        model.to(device)
+
+
+def build_from_folder(
+    cls: type[M],
+    folder: Path,
+    *,
+    hashes: dict[str, str] | None = None,
+    with_adversary: bool = True,
+    source: str | None = None,
+) -> M:
+    """``cls(config)`` with the folder's weights, in eval mode: the one way a model is read from a folder.
+
+    ``hashes``: the files whose sha256 the resolver checked, the only ones that may be opened (None: the user's
+    own folder); an adversary nobody vouched for is not read.
+    """
+    if hashes is not None and ADVERSARY_FILE not in hashes:
+        with_adversary = False
+    try:
+        model = cls(read_config(folder))
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if CONFIG_FILE in message else f"{folder / CONFIG_FILE}: {message}") from None
+    read_weights(model, folder, with_adversary)
+    model.source = source if source is not None else str(folder)
     return model.eval()

@@ -40,6 +40,11 @@ def graph_file(name: str) -> str:
     return f"{ONNX_DIR}/{name}.onnx"
 
 
+REPORT = f"{ONNX_DIR}/{REPORT_FILE}"  # the export's verification report, by path in the folder
+INT8_SAMPLER = graph_file("sampler-int8")  # optional int8 sampler ...
+INT8_REPORT = f"{ONNX_DIR}/sampler-int8.json"  # ... with its measured error
+
+
 def architecture_fingerprint(config: Mapping[str, Any]) -> str:
     """sha256 of the fields that fix the function a graph computes; other config fields may change freely."""
     fields = {key: config.get(key) for key in ARCHITECTURE_FIELDS}
