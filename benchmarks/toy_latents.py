@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from avb_zoo.compute.rng import keyed_generator
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.data.toy import TOY_POINTS
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.weights import WEIGHTS_FILE
-from avb_zoo.util.fileio import read_safetensors
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 

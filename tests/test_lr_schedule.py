@@ -12,6 +12,7 @@ import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.catalogue.recipes import TrainSettings, find_recipe
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.errors import ConfigError
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import STATE_FILE
@@ -20,7 +21,6 @@ from avb_zoo.training.schedule import lr_factor, lr_factor_tensor
 from avb_zoo.training.seeds import seed_folder, train_seeds
 from avb_zoo.training.step import make_optimizers, train_step
 from avb_zoo.training.trainer import init_model, train
-from avb_zoo.util.fileio import read_safetensors
 
 STEPS = 20
 TOLERANCE = 1e-9  # float64 runs of the same arithmetic in another order

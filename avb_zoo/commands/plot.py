@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from avb_zoo.commands.support import example
 
+
+@example("avb-zoo plot runs/toy-avb --out losses.png")
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default=None, help="Image to write (.png, .pdf, .svg, ...; default: RUN/losses.png).")

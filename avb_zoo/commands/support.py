@@ -4,7 +4,10 @@ Kept out of ``cli.py`` so that the commands stay thin and the group's behaviour 
 - ``--debug`` may stand anywhere on the line (``avb-zoo pull X --debug`` as well as ``avb-zoo --debug pull X``);
 - a command run with ``--json`` reports its errors as one JSON object on stdout (``{"error": {...}}``), so a
   script that parses the output gets JSON whatever happens, and the exit status stays 1 (2 for usage errors);
-- ``--help`` lists each command's whole first sentence, and every command's help ends with an example.
+- ``--help`` lists each command's whole first sentence, and every command's help ends with an example, given
+  beside the command by ``@example``.
+
+It also holds what several command modules share: JSON output, one-line warnings and the torchrun options.
 """
 
 from __future__ import annotations
@@ -18,24 +21,6 @@ import click
 
 from avb_zoo.errors import AVBZooError, one_line
 
-EXAMPLES = {
-    "train": "avb-zoo train toy-avb --out runs/toy-avb",
-    "list": "avb-zoo list",
-    "info": "avb-zoo info hf-hub:ORG/NAME",
-    "pull": "avb-zoo pull hf-hub:ORG/NAME@v1.0",
-    "push": "avb-zoo push runs/toy-avb --repo-id ORG/NAME",
-    "export": "avb-zoo export runs/toy-avb",
-    "verify": "avb-zoo verify toy-avb",
-    "encode": "avb-zoo encode toy-avb digits.npy --out z.npy",
-    "sample": "avb-zoo sample toy-avb -n 16 --out samples.png",
-    "reconstruct": "avb-zoo reconstruct mnist-avb-ac digits.npy --out recon.png",
-    "eval": "avb-zoo eval runs/toy-avb --ais-steps 100 --ais-chains 2",
-    "export-web": "avb-zoo export-web toy-avb --out toy-page",
-    "serve": "avb-zoo serve toy-page",
-    "web-runtime": "avb-zoo web-runtime",
-    "plot": "avb-zoo plot runs/toy-avb --out losses.png",
-    "data": "avb-zoo data digits --split test -n 16 --out digits.npy",
-}
 JSON_KEY = "avb_zoo.json_errors"
 DEBUG_KEY = "avb_zoo.debug"
 
@@ -77,6 +62,16 @@ def show_notes() -> None:
         logger.addHandler(handler)
 
 
+def example(text: str) -> Any:
+    """``@example("avb-zoo ...")`` above ``@click.command``: the command's help ends with this example."""
+
+    def apply(command: click.Command) -> click.Command:
+        command.epilog = f"\b\nExample:\n  {text}"
+        return command
+
+    return apply
+
+
 class OneFaceGroup(click.Group):
     """A click group whose flags and errors behave the same wherever they are given."""
 
@@ -107,13 +102,6 @@ class OneFaceGroup(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(130)
 
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        """Every command's help ends with its example."""
-        example = EXAMPLES.get(name or cmd.name or "")
-        if example and not cmd.epilog:
-            cmd.epilog = f"\b\nExample:\n  {example}"
-        super().add_command(cmd, name)
-
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list with each command's whole first sentence (click cuts it to fit one line)."""
         rows = []
@@ -124,3 +112,78 @@ class OneFaceGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def one_line_warnings() -> None:
+    """Warnings on stderr as ``warning: <message>``, one line, no source location (a command's user needs the
+    message, not our line numbers)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+LAUNCH_OPTIONS = ("nproc", "nnodes", "rdzv_endpoint", "rdzv_timeout", "max_restarts")
+
+
+def launch_options(command: Any) -> Any:
+    """The options that run a command on several processes (and machines) under torchrun's elastic agent."""
+    options = [
+        click.option("--nproc", type=click.IntRange(min=1), default=None, help="Processes on this machine (torchrun)."),
+        click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True, help="Machines in the run."),
+        click.option("--rdzv-endpoint", default=None, help="HOST:PORT where the machines meet (with --nnodes > 1)."),
+        click.option(
+            "--rdzv-timeout", type=click.IntRange(min=1), default=900, show_default=True, help="Seconds to wait."
+        ),
+        click.option(
+            "--max-restarts",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Times torchrun restarts a failed group (it resumes from the last checkpoint).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def launch_settings(params: dict[str, Any]) -> Any:
+    """LaunchSettings when the launch options ask for torchrun, else None (run in this process)."""
+    from avb_zoo.training.launch import LaunchSettings
+
+    wanted = params["nproc"] is not None or params["nnodes"] > 1 or params["rdzv_endpoint"] or params["max_restarts"]
+    if not wanted:
+        return None
+    return LaunchSettings(
+        nproc=params["nproc"] or 1,
+        nnodes=params["nnodes"],
+        rdzv_endpoint=params["rdzv_endpoint"],
+        rdzv_timeout=params["rdzv_timeout"],
+        max_restarts=params["max_restarts"],
+    ).validate()
+
+
+def worker_argv(ctx: click.Context) -> list[str]:
+    """This command's own arguments, without the launch options: what each torchrun worker is given.
+
+    Options left at their defaults are not passed, so the worker sees the same options as given as this process
+    does (``eval`` records which options overrode its preset)."""
+    argv: list[str] = []
+    defaults = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in LAUNCH_OPTIONS or value is None:
+            continue
+        if isinstance(param, click.Option) and ctx.get_parameter_source(param.name or "") in defaults:
+            continue
+        if isinstance(param, click.Argument):
+            argv.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            argv += [param.opts[0]] if value else []
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv

@@ -19,11 +19,11 @@ import torch
 from avb_zoo.catalogue.reference import HubRef, parse_reference
 from avb_zoo.catalogue.registry import ModelSpec, load_entry_point, spec
 from avb_zoo.compute.device import resolve_device
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.errors import AVBZooError, CheckpointError, ConfigError, RegistrationError, shown
 from avb_zoo.hub.resolve import resolve
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.weights import ADVERSARY_FILE, WEIGHTS_FILE, build_from_folder, read_config, read_weights
-from avb_zoo.util.fileio import read_safetensors
 
 if TYPE_CHECKING:
     from torch import nn

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
+from avb_zoo.compute.tensor_files import read_safetensors, save_safetensors
 from avb_zoo.errors import CheckpointError, ConfigError
 from avb_zoo.modelfile.config_file import CONFIG_FILE, FORMAT_VERSION, check_format_version, read_config_json
 from avb_zoo.modelfile.model_config import validate_config
-from avb_zoo.util.fileio import atomic_write_json, read_safetensors, save_safetensors
+from avb_zoo.util.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from avb_zoo.modelling.model import AVBModel

@@ -35,9 +35,9 @@ from avb_zoo.training.engines import check_engine, default_noise, make_engine
 from avb_zoo.training.history import HistoryLog
 from avb_zoo.training.interrupt import sigterm_as_interrupt
 from avb_zoo.training.players import make_players
-from avb_zoo.training.progress import PROGRESS_MODES, StepLines
 from avb_zoo.training.step import StepResult, make_optimizers
 from avb_zoo.util.fileio import ensure_writable_dir, remove_stale_temps
+from avb_zoo.util.progress import PROGRESS_MODES, StepLines
 
 
 @dataclass

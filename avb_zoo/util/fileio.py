@@ -1,6 +1,6 @@
-"""Atomic writes and checked safetensors reads: nothing half-written, nothing trusted before it is checked.
+"""Atomic writes: nothing half-written.
 
-torch is imported only by the safetensors functions, so the torch-free runtime can write files atomically too.
+Torch-free, so the runtime writes its outputs the same way.
 """
 
 from __future__ import annotations
@@ -9,20 +9,11 @@ import json
 import os
 import re
 import secrets
-import struct
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from avb_zoo.errors import CheckpointError, OutputError, shown
-from avb_zoo.util.bounded import read_regular
-
-if TYPE_CHECKING:
-    import torch
-
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit
-MAX_WEIGHTS_BYTES = 16 << 30  # far above any zoo model; a larger file is not one of its weights files
+from avb_zoo.errors import OutputError
 
 
 def is_folder(path: str | Path) -> bool:
@@ -111,51 +102,3 @@ def ensure_writable_dir(path: str | Path) -> Path:
     except OSError as err:
         raise OutputError(f"output folder {path} is not writable: {err.strerror or err}") from None
     return path
-
-
-def save_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
-    from safetensors.torch import save as st_save
-
-    data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=dict(metadata))
-    atomic_write_bytes(path, data)
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, after checking its header against the file size."""
-    from safetensors.torch import load as st_load
-
-    path = Path(path)
-    try:
-        raw = read_regular(path, MAX_WEIGHTS_BYTES, CheckpointError, "safetensors file")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except OSError as err:
-        raise CheckpointError(f"cannot read {path}: {err.strerror or err}") from None
-    if len(raw) < 8:
-        raise CheckpointError(f"{path} is not a safetensors file (only {len(raw)} bytes)")
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    if header_len > min(MAX_HEADER_BYTES, len(raw) - 8):
-        raise CheckpointError(
-            f"{path} is truncated or corrupt: its header claims {header_len} bytes, the file has {len(raw) - 8}"
-        )
-    try:
-        header = json.loads(raw[8 : 8 + header_len])
-    except RecursionError:
-        raise CheckpointError(f"{path} is corrupt: its header is nested too deeply; refused") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path} is corrupt: its header is not JSON") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} is corrupt: its header is not a JSON object")
-    data_len = len(raw) - 8 - header_len
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise CheckpointError(f"{path} is truncated or corrupt: tensor {shown(name)} lies outside the file")
-    try:
-        tensors = st_load(raw)
-    except Exception as err:  # safetensors raises its own error type for malformed files
-        raise CheckpointError(f"{path} is corrupt: {err}") from None
-    metadata = header.get("__metadata__") or {}
-    return tensors, {str(k): str(v) for k, v in metadata.items()}
