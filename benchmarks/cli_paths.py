@@ -1,12 +1,13 @@
-"""How far one command travels: the avb_zoo modules whose functions run, how often the name the user typed is parsed,
-how often config.json is opened, and the cold wall time of ``sample ID`` against ``sample FOLDER``.
+"""How far one command travels: the avb_zoo modules whose functions run, how often the name the user typed is
+parsed, how often config.json is read (and, apart, hashed for its sha256 check), and the cold wall time of
+``sample ID`` against ``sample FOLDER``.
 
     python benchmarks/cli_paths.py            # the table for pull, sample and encode of mnist-avb-ac
     python benchmarks/cli_paths.py --repeat 5 # and the cold sample timings, best of 5
 
 Each command runs in a fresh process (imports and caches cold), offline, with an empty Hugging Face cache, so
 ``pull`` serves the copy the package ships. A parse is a call of one of the functions that read text as a model id or
-reference (PARSERS) with the user's name as its first argument.
+reference (PARSERS) with the user's name as its first argument, not nested inside another such call.
 """
 
 from __future__ import annotations
@@ -21,26 +22,38 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARSERS = ("parse_model_id", "resolve_name", "parse_reference", "parse_hub_ref")
+PARSERS = ("parse_model_id", "resolve_name", "parse_reference", "parse_hub_ref", "parse")
 
 PROBE = r"""
 import json, sys
-counts = {"modules": set(), "parses": 0, "config_reads": 0}
+counts = {"modules": set(), "parses": 0, "config_reads": 0, "config_hashes": 0}
 parsers = set(sys.argv[2].split(","))
 user_name = json.loads(sys.argv[1])[1]
 def audit(event, args):
     if event == "open" and isinstance(args[0], (str, bytes)) and str(args[0]).endswith("config.json"):
-        counts["config_reads"] += 1
+        frame, names = sys._getframe(1), set()
+        while frame is not None:
+            names.add(frame.f_code.co_name)
+            frame = frame.f_back
+        counts["config_hashes" if "sha256_file" in names else "config_reads"] += 1
 sys.addaudithook(audit)
+open_parses = set()
 def profile(frame, event, arg):
+    if event == "return":
+        open_parses.discard(id(frame))
+        return
     if event != "call":
         return
     name = frame.f_globals.get("__name__", "")
     if name.startswith("avb_zoo") and frame.f_code.co_name != "<module>":
         counts["modules"].add(name)
         code = frame.f_code
-        if code.co_name in parsers and code.co_argcount and frame.f_locals.get(code.co_varnames[0]) == user_name:
-            counts["parses"] += 1
+        names = code.co_varnames
+        first = names[1] if names[:1] == ("cls",) else names[:1] and names[0]
+        if code.co_name in parsers and first and frame.f_locals.get(first) == user_name:
+            if not open_parses:  # a parse inside another parse of the same text is the same reading
+                counts["parses"] += 1
+            open_parses.add(id(frame))
 from avb_zoo.cli import main
 sys.setprofile(profile)
 try:
@@ -48,7 +61,7 @@ try:
 finally:
     sys.setprofile(None)
 print("PROBE" + json.dumps({"modules": sorted(counts["modules"]), "parses": counts["parses"],
-                            "config_reads": counts["config_reads"]}))
+                            "config_reads": counts["config_reads"], "config_hashes": counts["config_hashes"]}))
 """
 
 
@@ -100,10 +113,12 @@ def main() -> None:
             "sample mnist-avb-ac": ["sample", "mnist-avb-ac", "-n", "4", "--seed", "0", "--out", "s.png"],
             "encode mnist-avb-ac": ["encode", "mnist-avb-ac", "digits.npy", "--seed", "0", "--out", "z.npy"],
         }
-        print(f"{'command':<24} {'modules entered':>15} {'name parses':>11} {'config.json opens':>17}")
+        head = f"{'command':<24} {'modules entered':>15} {'name parses':>11} {'config.json reads':>17}"
+        print(head + f" {'config.json hashed':>18}")
         for label, args in rows.items():
             found = probe(args, home, work)
-            print(f"{label:<24} {len(found['modules']):>15} {found['parses']:>11} {found['config_reads']:>17}")
+            row = f"{label:<24} {len(found['modules']):>15} {found['parses']:>11} {found['config_reads']:>17}"
+            print(row + f" {found['config_hashes']:>18}")
             if opts.modules:
                 print("    " + " ".join(m.removeprefix("avb_zoo.") for m in found["modules"]))
         if opts.repeat:

@@ -29,9 +29,8 @@ from avb_zoo.modelfile.layout import (
     architecture_fingerprint,
     graph_file,
 )
-from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel
-from avb_zoo.modelling.weights import WEIGHTS_FILE
+from avb_zoo.modelling.weights import WEIGHTS_FILE, build_from_folder
 from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json, is_folder
 
 from .graphs import GraphSpec, graph_specs
@@ -218,8 +217,9 @@ def export_folder(
     """Load the model ``id_or_dir`` names and export it to ``out`` (default: its own folder); (folder, report)."""
     if out is None and not is_folder(id_or_dir):
         raise ExportError(f"give --out to export {shown(id_or_dir)}: only a local model folder is exported in place")
-    folder = resolve(id_or_dir).folder
-    model = load(folder, with_adversary=False)
+    pulled = resolve(id_or_dir)
+    folder = pulled.folder
+    model = build_from_folder(AVBModel, folder, hashes=pulled.hashes, with_adversary=False)
     model_id = model_id or _recorded_id(folder) or str(model.config.get("id") or folder.resolve().name)
     target = folder if out is None else Path(out)
     return target, export_model(model, target, model_id=model_id, **kwargs)

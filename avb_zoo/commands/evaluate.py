@@ -10,7 +10,7 @@ import click
 from avb_zoo.commands.support import example, launch_options, launch_settings, print_json, worker_argv
 
 
-def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any, int | None, str]:
+def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, int | None, str]:
     """(AIS settings, n_test, protocol label) of ``eval``: the preset's values under the options given."""
     from avb_zoo.evaluation.evaluate import resolve_model_folder
     from avb_zoo.evaluation.presets import find_preset, preset_ais, preset_label
@@ -31,7 +31,7 @@ def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any
     )
     n_test = p["n_test"]
     if n_test is None:
-        folder, _ = resolve_model_folder(id_or_dir)
+        folder, _ = resolve_model_folder(model)
         n_test = preset.n_test_for(str((read_config(folder).get("data") or {}).get("name", "")))
     return ais, n_test, preset_label(preset, ["--" + k.replace("_", "-") for k in given])
 
@@ -117,8 +117,12 @@ def eval_model(
         evaluate_folder,
         format_table,
     )
+    from avb_zoo.evaluation.presets import find_preset
+    from avb_zoo.hub.resolve import resolve
 
-    ais, n_test, label = _preset_settings(ctx, id_or_dir, preset)
+    find_preset(preset)  # a misspelt preset is named before the model is looked up
+    model = resolve(id_or_dir)  # the name is resolved once; every step below takes the folder it names
+    ais, n_test, label = _preset_settings(ctx, model, preset)
     settings = EvalSettings(
         ais=ais,
         n_test=n_test,
@@ -130,18 +134,18 @@ def eval_model(
         preset=label,
     )
     if estimate_only:
-        click.echo(f"preset {label}: " + estimate_folder(id_or_dir, settings).describe())
+        click.echo(f"preset {label}: " + estimate_folder(model, settings).describe())
         return
     launch_with = launch_settings(launch)
     if launch_with is not None:
         from avb_zoo.training.launch import launch as start
 
-        check_evaluation(id_or_dir, settings)
+        check_evaluation(model, settings)
         start("avb_zoo.evaluation", worker_argv(ctx), launch_with, "evaluation")
         return
     try:
         result, path = evaluate_folder(
-            id_or_dir,
+            model,
             settings,
             write=not no_write,
             progress=not quiet and sys.stderr.isatty(),

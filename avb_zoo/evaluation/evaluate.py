@@ -40,6 +40,7 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
+from avb_zoo.hub.pulled import Pulled
 from avb_zoo.hub.resolve import resolve
 from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel
@@ -113,14 +114,15 @@ def monte_carlo_se_of_mean(per_example: torch.Tensor) -> float | None:
     return float(per_example.double().square().sum().sqrt() / per_example.numel())
 
 
-def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
+def resolve_model_folder(id_or_dir: str | Path | Pulled) -> tuple[Path, bool]:
     """(the model folder named by ID_OR_DIR, whether it is the user's own folder).
 
     A folder must hold config.json and model.safetensors. Anything else is taken as a zoo id and resolved
     by the one resolver (``avb_zoo.hub.resolve``: a matching local copy, else pulled); such a folder is not the
-    user's, so metrics are not written into it.
+    user's, so metrics are not written into it. A ``Pulled`` (a name the caller has already resolved) is taken
+    as it is.
     """
-    pulled = resolve(id_or_dir)
+    pulled = id_or_dir if isinstance(id_or_dir, Pulled) else resolve(id_or_dir)
     folder, own = pulled.folder, pulled.source == "folder"
     for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
         if not (folder / name).is_file():
@@ -341,7 +343,7 @@ def pilot_estimate(model: AVBModel, settings: EvalSettings, test: TestSet, elbo_
     )
 
 
-def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
+def estimate_folder(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> Estimate:
     """The predicted wall time of evaluating the model of ID_OR_DIR with ``settings`` (one process), without
     running the evaluation: what ``avb-zoo eval --estimate-only`` prints."""
     settings.validate()
@@ -355,7 +357,7 @@ def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
     return pilot_estimate(model, settings, test, settings.elbo_samples or default_elbo_samples(len(test.x)), exact)
 
 
-def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
+def check_evaluation(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> Path:
     """The model folder of ID_OR_DIR, after the checks that are cheap before starting any process: the
     settings, the device, the folder (or id), its configuration and its test data."""
     settings.validate()
@@ -368,7 +370,7 @@ def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
 
 
 def evaluate_folder(
-    id_or_dir: str | Path,
+    id_or_dir: str | Path | Pulled,
     settings: EvalSettings,
     *,
     write: bool = True,
