@@ -22,16 +22,16 @@ if _root is not None:  # source checkout: cli.py, export/ and models/ live besid
 # public name -> module that defines it
 _LAZY = {
     "train": "avb_zoo.training.trainer",
-    "load": "avb_zoo.model_io",
-    "save": "avb_zoo.model_io",
-    "AVBModel": "avb_zoo.model",
-    "build_model": "avb_zoo.model",
-    "make": "avb_zoo.factory",
-    "spec": "avb_zoo.registry",
-    "register": "avb_zoo.registry",
-    "pprint_registry": "avb_zoo.registry",
-    "pull": "avb_zoo.hub",
-    "push": "avb_zoo.hub",
+    "load": "avb_zoo.modelling.factory",
+    "save": "avb_zoo.modelling.weights",
+    "AVBModel": "avb_zoo.modelling.model",
+    "build_model": "avb_zoo.modelling.model",
+    "make": "avb_zoo.modelling.factory",
+    "spec": "avb_zoo.catalogue.registry",
+    "register": "avb_zoo.catalogue.registry",
+    "pprint_registry": "avb_zoo.catalogue.registry",
+    "pull": "avb_zoo.hub.resolve",
+    "push": "avb_zoo.modelling.publishing",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -73,7 +73,7 @@ def ppca_target(data: int = 10, latent: int = 3, near: bool = False, seed: int =
 
 def toy_target(point: int = 0, near: bool = False):
     from avb_zoo.data.toy import TOY_POINTS
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     model = load(TOY).double().eval()
     x = TOY_POINTS[point : point + 1].double()

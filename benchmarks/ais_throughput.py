@@ -13,11 +13,11 @@ import time
 
 import torch
 
+from avb_zoo.catalogue.recipes import find_recipe
 from avb_zoo.errors import RecipeNotFound
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.metrics import ais_log_likelihood
-from avb_zoo.model import AVBModel
-from avb_zoo.recipes import find_recipe
+from avb_zoo.modelling.model import AVBModel
 
 RECIPES = ("toy-avb", "mnist-avb-ac-v1", "mnist-vae-v1")
 

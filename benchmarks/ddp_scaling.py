@@ -48,9 +48,9 @@ from pathlib import Path
 
 import torch
 
+from avb_zoo.catalogue.recipes import find_recipe, load_catalogue
 from avb_zoo.errors import AVBZooError
-from avb_zoo.launch import threads_per_process
-from avb_zoo.recipes import find_recipe, load_catalogue
+from avb_zoo.training.launch import threads_per_process
 
 SUBSET = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist-subset"
 DEFAULT_RECIPES = "toy-avb,mnist-avb-ac-v1"

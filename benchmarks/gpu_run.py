@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_fast import ENGINE_ROWS, batch_source, bf16_matmul_tflops, measure, step_flops  # noqa: E402
 
+from avb_zoo.catalogue.recipes import find_recipe  # noqa: E402
 from avb_zoo.evaluation.ais import AISSettings  # noqa: E402
 from avb_zoo.evaluation.evaluate import EvalSettings, evaluate_folder  # noqa: E402
 from avb_zoo.evaluation.metrics import ais_log_likelihood  # noqa: E402
-from avb_zoo.recipes import find_recipe  # noqa: E402
 from avb_zoo.training.trainer import init_model, train  # noqa: E402
 
 

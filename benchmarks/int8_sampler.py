@@ -22,9 +22,9 @@ def _mnist_folder(tmp: Path) -> Path:
     import torch
     from avb_zoo.export import export_model
 
-    from avb_zoo.model import AVBModel
-    from avb_zoo.model_io import save
-    from avb_zoo.recipes import find_recipe
+    from avb_zoo.catalogue.recipes import find_recipe
+    from avb_zoo.modelling.model import AVBModel
+    from avb_zoo.modelling.weights import save
 
     torch.manual_seed(0)
     recipe = find_recipe("mnist-avb-ac")

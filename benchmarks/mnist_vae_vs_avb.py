@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from avb_zoo.fileio import read_safetensors  # noqa: E402
+from avb_zoo.util.fileio import read_safetensors  # noqa: E402
 
 
 def per_example(journal: Path) -> tuple[dict, dict[int, float], dict[int, float]]:

@@ -17,10 +17,10 @@ import math
 import sys
 from pathlib import Path
 
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.evaluate import METRICS_FILE, EvalSettings, evaluate_folder
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model_io import WEIGHTS_FILE
+from avb_zoo.modelling.weights import WEIGHTS_FILE
 
 HERE = Path(__file__).resolve().parent
 # (method, latent_dim) -> (ELBO, AIS log p(x), source)

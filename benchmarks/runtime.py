@@ -51,7 +51,7 @@ TORCH_CHILD = (
     HWM
     + """
 import sys, torch
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 m = load(sys.argv[1])
 with torch.no_grad():
     for _ in range(5):
@@ -146,12 +146,13 @@ def build(args: argparse.Namespace, work: Path) -> tuple[torch.nn.Module, Path, 
     """The model measured, saved and exported (parity-checked) into ``work/model``."""
     from avb_zoo.export import export_model
 
-    from avb_zoo.model_io import load, save
+    from avb_zoo.modelling.factory import load
+    from avb_zoo.modelling.weights import save
 
     if args.model:
         model, source = load(args.model), str(args.model)
     else:
-        from avb_zoo.recipes import find_recipe
+        from avb_zoo.catalogue.recipes import find_recipe
         from avb_zoo.training.trainer import init_model
 
         recipe = find_recipe(args.recipe)

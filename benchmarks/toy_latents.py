@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.data.toy import TOY_POINTS
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model_io import WEIGHTS_FILE, load
-from avb_zoo.rng import keyed_generator
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.weights import WEIGHTS_FILE
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 

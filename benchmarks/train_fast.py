@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from avb_zoo.distributed import World
-from avb_zoo.recipes import find_recipe
+from avb_zoo.catalogue.recipes import find_recipe
+from avb_zoo.compute.distributed import World
 from avb_zoo.training.batches import ImageBatches, make_batch_source
 from avb_zoo.training.engines import Engine, make_engine
 from avb_zoo.training.players import make_players

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from avb_zoo.catalogue.recipes import find_recipe
+from avb_zoo.compute.device import resolve_device
 from avb_zoo.errors import DataError
-from avb_zoo.recipes import find_recipe
 from avb_zoo.training.batches import make_batch_source
-from avb_zoo.training.device import resolve_device
 from avb_zoo.training.stacked import StackedModels
 from avb_zoo.training.step import make_optimizers, train_step
 from avb_zoo.training.trainer import init_model

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from avb_zoo.catalogue.recipes import load_catalogue
+from avb_zoo.compute.device import resolve_device
 from avb_zoo.errors import DataError
-from avb_zoo.recipes import load_catalogue
 from avb_zoo.training.batches import make_batch_source
-from avb_zoo.training.device import resolve_device
 from avb_zoo.training.step import make_optimizers, train_step
 from avb_zoo.training.trainer import init_model
 
@@ -69,7 +69,7 @@ def main() -> None:
     device = resolve_device(args.device)
     catalogue = load_catalogue()
     ids = args.recipes.split(",") if args.recipes else sorted(catalogue)
-    from avb_zoo.recipes import find_recipe
+    from avb_zoo.catalogue.recipes import find_recipe
 
     rows = [measure(find_recipe(i, catalogue), device, args.steps, args.warmup, args.data_dir) for i in ids]
     print(

@@ -18,11 +18,10 @@ import torch
 
 import avb_zoo
 from avb_zoo.errors import ExportError, shown
-from avb_zoo.fileio import atomic_write_bytes, atomic_write_json, is_folder
-from avb_zoo.hub_files import TEST_DATA_FILES, TEST_DATA_ROOT
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import WEIGHTS_FILE, load
-from avb_zoo.runtime.conventions import (
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelfile.config_file import read_model_config
+from avb_zoo.modelfile.files import TEST_DATA_FILES, TEST_DATA_ROOT
+from avb_zoo.modelfile.layout import (
     CONFIG_FILE,
     GRAPHS,
     ONNX_DIR,
@@ -30,7 +29,9 @@ from avb_zoo.runtime.conventions import (
     architecture_fingerprint,
     graph_file,
 )
-from avb_zoo.runtime.locate import read_model_config, resolve_model_dir
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import WEIGHTS_FILE, build_from_folder
+from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json, is_folder
 
 from .graphs import GraphSpec, graph_specs
 from .onnx_graphs import DEFAULT_OPSET, stamp, to_onnx
@@ -206,7 +207,7 @@ def _recorded_id(folder: Path) -> str | None:
     try:
         with safe_open(folder / WEIGHTS_FILE, "pt") as fh:
             return (fh.metadata() or {}).get("recipe_id")
-    except Exception:  # a missing or corrupt file: model_io.load reports it properly
+    except Exception:  # a missing or corrupt file: load reports it properly
         return None
 
 
@@ -216,8 +217,9 @@ def export_folder(
     """Load the model ``id_or_dir`` names and export it to ``out`` (default: its own folder); (folder, report)."""
     if out is None and not is_folder(id_or_dir):
         raise ExportError(f"give --out to export {shown(id_or_dir)}: only a local model folder is exported in place")
-    folder = resolve_model_dir(id_or_dir)
-    model = load(folder, with_adversary=False)
+    pulled = resolve(id_or_dir)
+    folder = pulled.folder
+    model = build_from_folder(AVBModel, folder, hashes=pulled.hashes, with_adversary=False)
     model_id = model_id or _recorded_id(folder) or str(model.config.get("id") or folder.resolve().name)
     target = folder if out is None else Path(out)
     return target, export_model(model, target, model_id=model_id, **kwargs)

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from avb_zoo.errors import shown
-from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
-from avb_zoo.networks.decoders import BernoulliDecoder
-from avb_zoo.networks.encoders import Encoder, GaussianEncoder, NoiseBasisEncoder
-from avb_zoo.runtime.conventions import EPS_CONVENTION, GRAPHS, X_CONVENTION, Z_CONVENTION
+from avb_zoo.modelfile.layout import EPS_CONVENTION, GRAPHS, X_CONVENTION, Z_CONVENTION
+from avb_zoo.modelling.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
+from avb_zoo.modelling.networks.decoders import BernoulliDecoder
+from avb_zoo.modelling.networks.encoders import Encoder, GaussianEncoder, NoiseBasisEncoder
 
 from .ort_friendly import FastBasisEncoder, rewrite_activations
 

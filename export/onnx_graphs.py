@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from avb_zoo.errors import ExportError
-from avb_zoo.runtime.conventions import META_PREFIX
+from avb_zoo.modelfile.layout import META_PREFIX
 
 from .graphs import GraphSpec
 

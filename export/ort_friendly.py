@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avb_zoo.networks.encoders import NoiseBasisEncoder
+from avb_zoo.modelling.networks.encoders import NoiseBasisEncoder
 
 
 class FastSoftplus(nn.Module):

@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 
 from avb_zoo.errors import ExportError
-from avb_zoo.fileio import atomic_write_bytes, atomic_write_json
+from avb_zoo.modelfile.layout import INT8_REPORT, INT8_SAMPLER
 from avb_zoo.runtime.ort import ort, quantization
 from avb_zoo.runtime.session import session_options
-
-INT8_SAMPLER = "onnx/sampler-int8.onnx"
-INT8_REPORT = "onnx/sampler-int8.json"
+from avb_zoo.util.fileio import atomic_write_bytes, atomic_write_json
 
 
 def _session(source: str | bytes) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from onnx import numpy_helper
 
-from avb_zoo.hub_files import test_data_dir
+from avb_zoo.modelfile.files import test_data_dir
 
 from .graphs import GraphSpec
 

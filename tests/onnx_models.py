@@ -45,8 +45,8 @@ _CACHE: dict[str, Path] = {}
 
 def build(name: str):
     """A seeded model with perturbed weights and batch-norm statistics (untrained, but not near zero)."""
-    from avb_zoo.model import AVBModel
-    from avb_zoo.recipes import find_recipe
+    from avb_zoo.catalogue.recipes import find_recipe
+    from avb_zoo.modelling.model import AVBModel
 
     configs = {"toy": "toy-avb", "eight-schools": "eight-schools-avb-ac-v2"}
     config = find_recipe(configs[name]).model if name in configs else MNIST_CONFIG
@@ -70,7 +70,7 @@ def exported(factory: pytest.TempPathFactory, name: str) -> Path:
     """The folder of model ``name`` (config.json, model.safetensors, onnx/), exported once per session."""
     if name in _CACHE:
         return _CACHE[name]
-    from avb_zoo.model_io import save
+    from avb_zoo.modelling.weights import save
 
     folder = factory.mktemp(f"onnx-{name}")
     model = build(name)

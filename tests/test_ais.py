@@ -274,7 +274,7 @@ def test_single_chain_ais_is_unbiased_on_the_toy(estimator: str) -> None:
     3 s.e. of log p(x), and mean log w below it (Jensen gap ~0.4 nats). The estimator adapting its step
     sizes on its own chains misses by ~+0.07 nats (measured at N = 1000: +0.073 +- 0.013). ~1-3 min per case.
     """
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     runs = 16_000
     model = load(Path(__file__).resolve().parents[1] / "models" / "toy-avb").double().eval()

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from avb_zoo.config_file import read_config_json
+from avb_zoo.cards.card import read_metrics_file
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.data.idx import encode_idx, read_idx
 from avb_zoo.errors import CheckpointError, ConfigError, IDXFormatError
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model_card import read_metrics_file
+from avb_zoo.modelfile.config_file import read_config_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP = "[" * 50_000 + "]" * 50_000
@@ -49,10 +49,10 @@ def test_devices_are_refused_in_a_capped_process(tmp_path: Path) -> None:
         """
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-        from avb_zoo.config_file import read_config_json
+        from avb_zoo.modelfile.config_file import read_config_json
         from avb_zoo.data.idx import read_idx
         from avb_zoo.errors import AVBZooError
-        from avb_zoo.fileio import read_safetensors
+        from avb_zoo.compute.tensor_files import read_safetensors
         folder = sys.argv[1]
         for call in (lambda: read_config_json(folder), lambda: read_safetensors(folder + "/model.safetensors"),
                      lambda: read_idx(folder + "/../images.idx")):

@@ -9,9 +9,9 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from huggingface_hub import ModelCard, hf_hub_download
 from zoo_helpers import SMALL, model_folder
 
-from avb_zoo.hub import push
-from avb_zoo.model_card import render_model_card
-from avb_zoo.provenance import write_training_record
+from avb_zoo.cards.card import render_model_card
+from avb_zoo.modelfile.provenance import write_training_record
+from avb_zoo.modelling.publishing import push
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 METRICS = {
@@ -65,7 +65,7 @@ def test_train_records_its_command_device_and_time(tmp_path: Path) -> None:
     from avb_zoo.cli import main
     from click.testing import CliRunner
 
-    from avb_zoo.provenance import read_training_record
+    from avb_zoo.modelfile.provenance import read_training_record
 
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "toy-avb", "--out", str(out), "--max-steps", "2", "--quiet"])

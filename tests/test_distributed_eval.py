@@ -20,7 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import avb_zoo.launch
+import avb_zoo.training.launch
 from avb_zoo.evaluation.evaluate import METRICS_FILE, RUN_DEPENDENT, comparable, in_batch_order
 from avb_zoo.training.trainer import train
 
@@ -114,7 +114,7 @@ def test_bad_input_under_nproc_is_one_line_and_launches_nothing(model, tmp_path,
     from avb_zoo.cli import main
 
     launched = []
-    monkeypatch.setattr(avb_zoo.launch, "launch", lambda *a, **k: launched.append(a))
+    monkeypatch.setattr(avb_zoo.training.launch, "launch", lambda *a, **k: launched.append(a))
     empty = tmp_path / "empty"
     empty.mkdir()
     args = [a.format(empty=empty, model=model) for a in args]
@@ -129,7 +129,7 @@ def test_good_input_under_nproc_launches_the_module_without_the_launch_options(m
     from avb_zoo.cli import main
 
     launched = []
-    monkeypatch.setattr(avb_zoo.launch, "launch", lambda *a: launched.append(a))
+    monkeypatch.setattr(avb_zoo.training.launch, "launch", lambda *a: launched.append(a))
     result = CliRunner().invoke(main, ["eval", str(model), "--nproc", "2", "--ais-steps", "5", "--quiet"])
     assert result.exit_code == 0, result.output
     [(module, argv, settings, what)] = launched

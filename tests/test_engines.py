@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from avb_zoo.catalogue.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged
-from avb_zoo.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.training import device_noise
 from avb_zoo.training.batches import ImageBatches, make_batch_source
 from avb_zoo.training.checkpoint import load_training_state, read_run_info, save_training_state

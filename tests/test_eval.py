@@ -11,14 +11,15 @@ import torch
 from click.testing import CliRunner
 from toy_fixtures import single_thread, toy_vae_copy, trained_toy_vae  # noqa: F401
 
+from avb_zoo.catalogue.recipes import TrainSettings
 from avb_zoo.errors import CheckpointError, ConfigError, DataError, EvaluationError
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import load_test_set
 from avb_zoo.evaluation.evaluate import EvalSettings, evaluate, evaluate_folder, mean_and_se
 from avb_zoo.evaluation.metrics import adversary_kl, elbo_terms
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
-from avb_zoo.recipes import TrainSettings
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, save
 from avb_zoo.training.step import make_optimizers
 
 MNIST_SUBSET = Path(__file__).parent / "data" / "mnist-subset"
@@ -235,7 +236,7 @@ def test_ais_settings_without_a_valid_estimate(toy_vae_copy: Path, options: list
 
 
 def test_non_finite_start_moments(toy_vae_copy: Path) -> None:  # noqa: F811
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     model = load(toy_vae_copy)
     with torch.no_grad():
@@ -294,7 +295,7 @@ def test_resolve_rejects_folder_without_config(tmp_path: Path) -> None:
 
 
 def test_a_zoo_id_is_evaluated_but_its_folder_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from avb_zoo.registry import spec
+    from avb_zoo.catalogue.registry import spec
 
     shipped = spec("toy-avb").local_dir
     if shipped is None:

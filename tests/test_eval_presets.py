@@ -18,7 +18,7 @@ from avb_zoo.evaluation import timing
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.evaluate import EvalSettings, comparable, evaluate
 from avb_zoo.evaluation.presets import PRESETS, find_preset
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 
 SHIPPED_TOY = Path(__file__).resolve().parents[1] / "models" / "toy-avb"
 

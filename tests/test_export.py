@@ -12,7 +12,7 @@ import torch
 from onnx_models import build, exported
 
 from avb_zoo.errors import ExportError
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 from avb_zoo.runtime.ort import ort
 
 ATOL = 1e-4
@@ -109,7 +109,7 @@ def test_one_moments_estimate_for_graph_model_and_ais(tmp_path_factory):
     from onnx import numpy_helper
 
     from avb_zoo.evaluation.metrics import initial_distribution
-    from avb_zoo.objectives import VARIANCE_FLOOR
+    from avb_zoo.modelling.objectives import VARIANCE_FLOOR
 
     folder = exported(tmp_path_factory, "mnist")
     model = load(folder)

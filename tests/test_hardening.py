@@ -135,7 +135,7 @@ def test_a_npy_header_claiming_petabytes_is_refused_unread(toy: Path, tmp_path: 
 
 # ------------------------------------------------------------------------------------------- item 8
 def test_an_unknown_config_field_is_refused_naming_it_and_the_close_one(toy: Path) -> None:
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
     from avb_zoo.runtime import Sampler
 
     config = json.loads((toy / "config.json").read_text())
@@ -152,7 +152,7 @@ def test_an_unknown_config_field_is_refused_naming_it_and_the_close_one(toy: Pat
 def test_weights_in_another_dtype_are_refused_naming_tensor_and_dtype(toy: Path, dtype: torch.dtype) -> None:
     from safetensors.torch import load_file, save_file
 
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     tensors = load_file(toy / "model.safetensors")
     name = sorted(tensors)[0]
@@ -230,7 +230,7 @@ def test_errors_quote_long_input_shortened_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_bounded_read_reserves_the_file_not_the_limit(tmp_path: Path) -> None:
-    from avb_zoo.bounded import read_regular
+    from avb_zoo.util.bounded import read_regular
 
     (tmp_path / "small").write_bytes(b"x" * 1000)
     tracemalloc.start()

@@ -30,7 +30,7 @@ from hub_fixtures import TEST_TOKEN
 from hub_server import HubServer
 from safetensors.torch import load_file, save_file
 
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "models" / "toy-avb"
@@ -111,7 +111,7 @@ class Ctx:
 
     def pulled(self) -> Path:
         """The toy model pulled into this case's cache (its snapshot folder)."""
-        from avb_zoo.hub import pull
+        from avb_zoo.hub.resolve import pull
 
         return pull(self.register(), cache_dir=self.cache)
 
@@ -174,7 +174,7 @@ def hub() -> Iterator[HubServer]:
     server = HubServer(tokens={TEST_TOKEN})
     endpoint = server.start()
     try:
-        from avb_zoo.hub import _hub_settings
+        from avb_zoo.hub.settings import hub_settings as _hub_settings
 
         api = HfApi(endpoint=endpoint, token=TEST_TOKEN)
         with _hub_settings(endpoint=endpoint):  # plain LFS uploads: the test Hub has no Xet storage

@@ -16,7 +16,7 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from zoo_helpers import BIG, SMALL, model_folder
 
 import avb_zoo
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import (
     CheckpointError,
     ChecksumError,
@@ -26,9 +26,11 @@ from avb_zoo.errors import (
     HubUnreachable,
     InvalidRepoId,
 )
-from avb_zoo.hub import fetch, pull, push, resolve_local, sha256_file
-from avb_zoo.hub_files import PUSHED
-from avb_zoo.model_io import load
+from avb_zoo.hub.hashes import sha256_file
+from avb_zoo.hub.resolve import fetch, pull, resolve
+from avb_zoo.modelfile.files import PUSHED
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.publishing import push
 
 # huggingface_hub's LFS PUT passes a file object as `data=`, which httpx2 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -258,17 +260,17 @@ def test_pull_writes_only_inside_the_cache(hub: HubFixture, tmp_path: Path, monk
     assert new and all(p == cache or p.is_relative_to(cache) for p in new), sorted(map(str, new))[:5]
 
 
-def test_resolve_local_takes_folders_and_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_takes_folders_and_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     folder = model_folder(tmp_path / "m", SMALL, 0)
-    assert resolve_local(folder) == folder and resolve_local(str(folder)) == folder
-    assert resolve_local("toy-avb-v1", offline=True) == avb_zoo.spec("toy-avb-v1").local_dir
+    assert resolve(folder).folder == folder and resolve(str(folder)).folder == folder
+    assert resolve("toy-avb-v1", offline=True).folder == avb_zoo.spec("toy-avb-v1").local_dir
     with pytest.raises(CheckpointError, match="holds no config.json"):
-        resolve_local(tmp_path)
+        resolve(tmp_path)
     with pytest.raises(CheckpointError, match="not a model folder"):
-        resolve_local("./no/such/folder")
+        resolve("./no/such/folder")
     with pytest.raises(avb_zoo.errors.NameNotFound, match="is not a folder either"):
-        resolve_local("toy-abv")
+        resolve("toy-abv")
 
 
 @pytest.mark.parametrize(
@@ -340,7 +342,7 @@ def test_list_and_info_commands(registry) -> None:
 
 
 def test_model_card_without_metrics_or_dataset() -> None:
-    from avb_zoo.model_card import card_metadata, metric_errors, metric_values, render_model_card
+    from avb_zoo.cards.card import card_metadata, metric_errors, metric_values, render_model_card
 
     config = {**SMALL, "data": {"name": "toy"}, "method": "vae"}
     text = render_model_card(config, {}, "org/toy", {"config.json": "a" * 64})

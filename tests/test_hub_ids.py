@@ -17,11 +17,12 @@ from onnx_models import exported
 from zoo_helpers import SMALL, model_folder
 
 import avb_zoo
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import ChecksumError, ConfigError, HubNotFound, HubUnreachable, ModelNotFound
-from avb_zoo.hub import fetch, push
-from avb_zoo.hub_repo import RECORD
-from avb_zoo.model_io import load
+from avb_zoo.hub.repo import RECORD
+from avb_zoo.hub.resolve import fetch
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.publishing import push
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

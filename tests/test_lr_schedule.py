@@ -11,9 +11,9 @@ import pytest
 import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
+from avb_zoo.catalogue.recipes import TrainSettings, find_recipe
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.errors import ConfigError
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.recipes import TrainSettings, find_recipe
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import STATE_FILE
 from avb_zoo.training.fast_step import FastStep, HostInputs

@@ -13,10 +13,11 @@ from safetensors.torch import load_file, save_file
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 from zoo_helpers import TINY
 
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.errors import CheckpointError, ConfigError, OutputError
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, load, save
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import ADVERSARY_FILE, CONFIG_FILE, WEIGHTS_FILE, save
 
 MNIST_AC = MNIST_CONFIG
 TOY_VAE = TINY

@@ -12,11 +12,11 @@ from onnx_models import MNIST_CONFIG
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 from avb_zoo.errors import ConfigError
-from avb_zoo.model import AVBModel
-from avb_zoo.networks.adversaries import ADVERSARIES, InnerProductAdversary, ResidualAdversary
-from avb_zoo.networks.decoders import DECODERS, BernoulliDecoder, EightSchoolsDecoder, GaussianDecoder
-from avb_zoo.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder, NoiseConvEncoder
-from avb_zoo.networks.layers import ConvTrunk
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.networks.adversaries import ADVERSARIES, InnerProductAdversary, ResidualAdversary
+from avb_zoo.modelling.networks.decoders import DECODERS, BernoulliDecoder, EightSchoolsDecoder, GaussianDecoder
+from avb_zoo.modelling.networks.encoders import ENCODERS, GaussianEncoder, NoiseBasisEncoder, NoiseConvEncoder
+from avb_zoo.modelling.networks.layers import ConvTrunk
 
 MNIST = (1, 28, 28)
 B = 5
@@ -328,7 +328,7 @@ def _with(base: dict, path: str, value) -> dict:
         ("encoder", {"name": "noise-conv", "noise_dim": 4}, r"needs \['image_shape'\]"),
         ("method", "gan", r"method = 'gan'; choose one of"),
         ("adversary", None, r"method 'avb' needs an adversary"),
-        ("format_version", 2, r"format_version 2 is not supported"),
+        ("format_version", 2, r"format_version 2, newer than this avb-zoo reads \(1\): upgrade avb-zoo"),
         ("image_shape", [1, 28, 28], r"image_shape \[1, 28, 28\] does not hold x_dim = 4 values"),
         ("image_shape", [1, 2], r"image_shape must be \[channels, height, width\]"),
         ("data", "mnist", r"data must be a table"),

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
-from avb_zoo.model import AVBModel
-from avb_zoo.networks.encoders import Encoder
-from avb_zoo.objectives import (
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.networks.encoders import Encoder
+from avb_zoo.modelling.objectives import (
     LOG_2PI,
     VARIANCE_FLOOR,
     adversary_loss,

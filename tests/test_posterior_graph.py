@@ -11,7 +11,7 @@ from avb_zoo.cli import main
 from click.testing import CliRunner
 from onnx_models import exported
 
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 from avb_zoo.runtime import PosteriorSampler, Sampler, open_sampler
 
 ATOL = 1e-4  # float32 graph against the float32 module: rounding only

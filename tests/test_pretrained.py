@@ -14,8 +14,8 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from zoo_helpers import SMALL
 
 import avb_zoo
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import model_tensors
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import model_tensors
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 AVB = {
@@ -76,9 +76,9 @@ def test_tensors_for_people_are_detached() -> None:
 
 def test_resolving_an_id_imports_no_torch() -> None:
     code = (
-        "import sys, avb_zoo.hub, avb_zoo.model_ref\n"
-        "avb_zoo.hub.resolve_checked('toy-avb', offline=True)\n"
-        "avb_zoo.model_ref.resolve_name('hf-hub:me/x@v1')\n"
+        "import sys, avb_zoo.hub.resolve, avb_zoo.catalogue.reference\n"
+        "avb_zoo.hub.resolve.resolve('toy-avb', offline=True)\n"
+        "avb_zoo.catalogue.reference.parse_reference('hf-hub:me/x@v1')\n"
         "from avb_zoo.runtime import Sampler\n"
         "Sampler('toy-avb').sample(2, seed=0)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -90,23 +90,27 @@ def test_resolving_an_id_imports_no_torch() -> None:
 
 def test_registry_knows_nothing_of_the_hub_and_workers_are_plain_modules() -> None:
     code = (
-        "import sys, avb_zoo.registry as r\n"
+        "import sys, avb_zoo.catalogue.registry as r\n"
         "r.all_specs(); r.spec('toy-avb')\n"
-        "hub = ('avb_zoo.hub', 'avb_zoo.hub_repo', 'avb_zoo.factory')\n"
+        "hub = ('avb_zoo.hub.resolve', 'avb_zoo.hub.repo', 'avb_zoo.modelling.factory')\n"
         "assert not [m for m in sys.modules if m in hub or m.startswith('huggingface_hub')]\n"
         "import avb_zoo, avb_zoo.training.__main__, avb_zoo.evaluation.__main__\n"
         "from avb_zoo.training.trainer import train\n"
-        "assert avb_zoo.train is train and avb_zoo.make.__module__ == 'avb_zoo.factory'\n"
+        "assert avb_zoo.train is train and avb_zoo.make.__module__ == 'avb_zoo.modelling.factory'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert not Path(avb_zoo.__file__).with_name("train.py").exists()
     imports = [
         line.strip()
-        for line in Path(avb_zoo.__file__).with_name("registry.py").read_text().splitlines()
+        for line in (Path(avb_zoo.__file__).with_name("catalogue") / "registry.py").read_text().splitlines()
         if line.strip().startswith(("from ", "import "))
     ]
-    assert not [i for i in imports if i.startswith(("from avb_zoo.hub ", "import avb_zoo.hub", "import torch"))]
+    assert not [
+        i
+        for i in imports
+        if i.startswith(("from avb_zoo.hub", "import avb_zoo.hub", "from avb_zoo.modelling", "import torch"))
+    ]
     for module, command in (("avb_zoo.training", "train"), ("avb_zoo.evaluation", "eval")):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and command.upper() not in out.stderr, out.stderr

@@ -13,7 +13,8 @@ import torch
 from zoo_helpers import TINY
 
 import avb_zoo
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
+from avb_zoo.catalogue.recipes import load_catalogue
 from avb_zoo.errors import (
     ConfigError,
     ModelNotFound,
@@ -23,7 +24,6 @@ from avb_zoo.errors import (
     RegistrationError,
     VersionNotFound,
 )
-from avb_zoo.recipes import load_catalogue
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_make_takes_runtime_kwargs_only(registry) -> None:
 
 
 def test_make_loads_the_shipped_weights(registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     shipped = avb_zoo.spec("toy-avb-v1").local_dir
@@ -290,8 +290,8 @@ def test_the_shipped_catalogue_is_consistent() -> None:
     """Every [hub] entry with a shipped copy: the copy's files hash as the catalogue says, config matches [model]."""
     import json
 
-    from avb_zoo.hub import sha256_file
-    from avb_zoo.model import validate_config
+    from avb_zoo.hub.hashes import sha256_file
+    from avb_zoo.modelling.model import validate_config
 
     shipped = [s for s in reg.all_specs() if s.local_dir is not None]
     assert shipped, "at least one model ships with the package"

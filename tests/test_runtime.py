@@ -18,7 +18,7 @@ from onnx_models import exported
 from PIL import Image
 
 from avb_zoo.errors import CheckpointError, GraphError, InputError, ProviderError
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 from avb_zoo.runtime import Encoder, Sampler, as_model_input, load_images, resolve_model_dir
 from avb_zoo.runtime.ort import ort
 from avb_zoo.runtime.stream import ENCODER_NOISE, normal

@@ -16,10 +16,13 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from onnx_models import exported
 from zoo_helpers import SMALL, model_folder
 
-import avb_zoo.registry as reg
-from avb_zoo import hub as zoo_hub
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import ChecksumError, ExportError, GraphError
-from avb_zoo.hub import pull, push, push_files, sha256_file
+from avb_zoo.hub import upload as zoo_hub
+from avb_zoo.hub.hashes import sha256_file
+from avb_zoo.hub.resolve import pull
+from avb_zoo.hub.upload import push_files
+from avb_zoo.modelling.publishing import push
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 SECRET = "hf_secret_credentials_0123456789"

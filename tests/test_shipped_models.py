@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from avb_zoo.model_io import load
-from avb_zoo.registry import all_specs
+from avb_zoo.catalogue.registry import all_specs
+from avb_zoo.modelling.factory import load
 from avb_zoo.runtime import PosteriorSampler, open_sampler
 
 RECORD = Path(__file__).parent / "data" / "shipped_outputs.json"

@@ -14,9 +14,10 @@ import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.stacked as stacked_module
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model_io import WEIGHTS_FILE, load
-from avb_zoo.recipes import find_recipe
+from avb_zoo.catalogue.recipes import find_recipe
+from avb_zoo.compute.tensor_files import read_safetensors
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.weights import WEIGHTS_FILE
 from avb_zoo.training.checkpoint import STATE_FILE, read_run_info
 from avb_zoo.training.seeds import parse_seeds, seed_folder, train_seeds
 from avb_zoo.training.trainer import train

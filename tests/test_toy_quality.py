@@ -20,7 +20,7 @@ import pytest
 
 from avb_zoo.data.toy import TOY_POINTS
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
 
 
 def train_with_command(recipe: str, out: Path) -> None:

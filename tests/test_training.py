@@ -17,11 +17,12 @@ import torch
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.step as step_module
-from avb_zoo.distributed import World
+from avb_zoo.catalogue.recipes import find_recipe
+from avb_zoo.compute.distributed import World
+from avb_zoo.compute.tensor_files import read_safetensors
 from avb_zoo.errors import AVBZooError, CheckpointError, DataError, OutputError, TrainingDiverged
-from avb_zoo.fileio import read_safetensors
-from avb_zoo.model_io import ADVERSARY_FILE, WEIGHTS_FILE, load
-from avb_zoo.recipes import find_recipe
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.weights import ADVERSARY_FILE, WEIGHTS_FILE
 from avb_zoo.training.checkpoint import STATE_FILE, read_run_info
 from avb_zoo.training.players import make_players
 from avb_zoo.training.step import compute_losses, make_optimizers, train_step

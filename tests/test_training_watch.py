@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from avb_zoo.errors import CheckpointError, TrainingInterrupted
-from avb_zoo.fileio import remove_stale_temps
 from avb_zoo.training.history import HISTORY_FILE, read_history
 from avb_zoo.training.interrupt import sigterm_as_interrupt
 from avb_zoo.training.trainer import train
+from avb_zoo.util.fileio import remove_stale_temps
 
 REPO = Path(__file__).resolve().parents[1]
 

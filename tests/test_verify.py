@@ -15,9 +15,9 @@ from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from onnx import numpy_helper
 from onnx_models import exported
 
-import avb_zoo.registry as reg
+import avb_zoo.catalogue.registry as reg
 from avb_zoo.errors import GraphError
-from avb_zoo.hub_files import TEST_DATA_FILES
+from avb_zoo.modelfile.files import TEST_DATA_FILES
 from avb_zoo.runtime.verify import verify_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -100,7 +100,8 @@ def test_verify_imports_no_torch() -> None:
 
 
 def test_pushed_test_data_verifies_by_hub_id(hub_server: HubFixture, mnist: Path, monkeypatch) -> None:  # noqa: F811
-    from avb_zoo.hub import fetch, push
+    from avb_zoo.hub.resolve import fetch
+    from avb_zoo.modelling.publishing import push
 
     monkeypatch.setenv("HF_TOKEN", hub_server.token)
     push(mnist, "me/checked")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import load
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.model import AVBModel
 from avb_zoo.training.trainer import train
 
 TOY_STEPS = 1000  # enough for a decoder that separates the four points (log p(x) ~ -1.6; the optimum is -1.386)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import save
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import save
 
 # A toy-sized VAE: builds in milliseconds.
 TINY = {

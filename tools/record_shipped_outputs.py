@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from avb_zoo.registry import all_specs  # noqa: E402
+from avb_zoo.catalogue.registry import all_specs  # noqa: E402
 from avb_zoo.runtime import PosteriorSampler, open_sampler  # noqa: E402
 
 OUT = ROOT / "tests" / "data" / "shipped_outputs.json"

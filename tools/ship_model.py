@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from avb_zoo.catalogue.recipes import find_recipe  # noqa: E402
 from avb_zoo.errors import AVBZooError  # noqa: E402
-from avb_zoo.recipes import find_recipe  # noqa: E402
 
 MAX_FILE_BYTES = 16 * 2**20  # every shipped file stays under 16 MiB, so the wheel stays small
 # metrics.json keys shown by `avb-zoo list` (the first four digits are enough there; metrics.json has all)
@@ -79,7 +79,7 @@ def ship(run: Path, model_id: str, metrics_file: Path, repo_id: str, adversary: 
     shutil.copyfile(metrics_file, dest / "metrics.json")
     from avb_zoo.export import export_model
 
-    from avb_zoo.model_io import load
+    from avb_zoo.modelling.factory import load
 
     export_model(load(dest), dest, model_id=recipe.id, seed=0)
     catalogue(dest, recipe, repo_id, metrics, command)
@@ -89,9 +89,9 @@ def ship(run: Path, model_id: str, metrics_file: Path, repo_id: str, adversary: 
 def catalogue(dest: Path, recipe, repo_id: str, metrics: dict, command: str) -> None:
     """Write the model card and its sample grid (as push makes them) into ``dest``, then the catalogue's
     tables with the sha256 of every file there and the headline metrics."""
-    from avb_zoo.hub import card_files
+    from avb_zoo.modelling.publishing import folder_card_files
 
-    for rel, data in card_files(dest, repo_id)[2].items():
+    for rel, data in folder_card_files(dest, repo_id).items():
         (dest / rel).write_bytes(data)
     files = {}
     for path in sorted(p for p in dest.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
@@ -105,7 +105,7 @@ def catalogue(dest: Path, recipe, repo_id: str, metrics: dict, command: str) -> 
 
 def refresh(model_id: str) -> Path:
     """Regenerate the card files and catalogue tables of a model already shipped (weights and graphs kept)."""
-    from avb_zoo.registry import spec
+    from avb_zoo.catalogue.registry import spec
 
     recipe, shipped = find_recipe(model_id), spec(model_id)
     if shipped.local_dir is None or shipped.hub_repo_id is None:

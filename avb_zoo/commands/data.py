@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import click
 
+from avb_zoo.commands.support import example
+
 DATASETS = click.Choice(["mnist"])
 
 
+@example("avb-zoo data digits --split test -n 16 --out digits.npy")
 @click.group()
 def data() -> None:
     """Get data sets and example inputs: download MNIST, write test digits as .npy or images."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from avb_zoo.commands.support import example
 
+
+@example("avb-zoo plot runs/toy-avb --out losses.png")
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default=None, help="Image to write (.png, .pdf, .svg, ...; default: RUN/losses.png).")
@@ -17,9 +20,9 @@ def plot(run: str, out: str | None) -> None:
     from pathlib import Path
 
     from avb_zoo.errors import CheckpointError
-    from avb_zoo.fileio import atomic_write_bytes
-    from avb_zoo.plots import check_plot_path, loss_curves
     from avb_zoo.training.history import read_history
+    from avb_zoo.training.plots import check_plot_path, loss_curves
+    from avb_zoo.util.fileio import atomic_write_bytes
 
     folder = Path(run)
     path = check_plot_path(out or folder / "losses.png")

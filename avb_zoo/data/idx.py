@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from avb_zoo.errors import IDXFormatError
-from avb_zoo.fileio import atomic_write_bytes
+from avb_zoo.util.fileio import atomic_write_bytes
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

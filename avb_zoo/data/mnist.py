@@ -20,7 +20,7 @@ import torch
 
 from avb_zoo.data.idx import read_idx
 from avb_zoo.errors import ChecksumError, DataError, shown
-from avb_zoo.fileio import open_temp_beside
+from avb_zoo.util.fileio import open_temp_beside
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"

@@ -42,8 +42,8 @@ from typing import NamedTuple
 
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import EvaluationError, shown
-from avb_zoo.rng import keyed_generator
 
 LOG_2PI = math.log(2 * math.pi)
 SCHEDULES = ("linear", "sigmoid")

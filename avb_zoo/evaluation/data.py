@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import DataError, EvaluationError, shown
-from avb_zoo.rng import keyed_generator
 
 SUBSET_STREAM = "test-subset"
 DEFAULT_N_TEST = {"mnist": 2048, "toy": 4, "eight-schools": 1}  # 2048: the paper's AIS test set size

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from avb_zoo.distributed import World, gather_objects, join_world, world_device
+from avb_zoo.compute.distributed import World, gather_objects, join_world, world_device
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.data import TestSet, load_test_set
@@ -40,9 +40,12 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
-from avb_zoo.fileio import atomic_write_json, is_folder
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import CONFIG_FILE, WEIGHTS_FILE, load, read_config
+from avb_zoo.hub.pulled import Pulled
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelling.factory import load
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import CONFIG_FILE, WEIGHTS_FILE, read_config
+from avb_zoo.util.fileio import atomic_write_json
 
 METRICS_FILE = "metrics.json"
 QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the decoder is cheap (the toy)
@@ -111,19 +114,16 @@ def monte_carlo_se_of_mean(per_example: torch.Tensor) -> float | None:
     return float(per_example.double().square().sum().sqrt() / per_example.numel())
 
 
-def resolve_model_folder(id_or_dir: str | Path) -> tuple[Path, bool]:
+def resolve_model_folder(id_or_dir: str | Path | Pulled) -> tuple[Path, bool]:
     """(the model folder named by ID_OR_DIR, whether it is the user's own folder).
 
     A folder must hold config.json and model.safetensors. Anything else is taken as a zoo id and resolved
-    by the registry (pulled from the Hub into its cache, or the copy the package ships); such a folder is
-    not the user's, so metrics are not written into it.
+    by the one resolver (``avb_zoo.hub.resolve``: a matching local copy, else pulled); such a folder is not the
+    user's, so metrics are not written into it. A ``Pulled`` (a name the caller has already resolved) is taken
+    as it is.
     """
-    folder = Path(id_or_dir).expanduser()
-    own = is_folder(folder)
-    if not own:
-        from avb_zoo.hub import resolve_local
-
-        folder = resolve_local(str(id_or_dir))
+    pulled = id_or_dir if isinstance(id_or_dir, Pulled) else resolve(id_or_dir)
+    folder, own = pulled.folder, pulled.source == "folder"
     for name, what in ((CONFIG_FILE, "configuration"), (WEIGHTS_FILE, "weights")):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder} holds no {name}: it is not a model folder (its {what} are missing)")
@@ -343,11 +343,11 @@ def pilot_estimate(model: AVBModel, settings: EvalSettings, test: TestSet, elbo_
     )
 
 
-def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
+def estimate_folder(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> Estimate:
     """The predicted wall time of evaluating the model of ID_OR_DIR with ``settings`` (one process), without
     running the evaluation: what ``avb-zoo eval --estimate-only`` prints."""
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     device = resolve_device(settings.device)
     folder, _ = resolve_model_folder(id_or_dir)
@@ -357,11 +357,11 @@ def estimate_folder(id_or_dir: str | Path, settings: EvalSettings) -> Estimate:
     return pilot_estimate(model, settings, test, settings.elbo_samples or default_elbo_samples(len(test.x)), exact)
 
 
-def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
+def check_evaluation(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> Path:
     """The model folder of ID_OR_DIR, after the checks that are cheap before starting any process: the
     settings, the device, the folder (or id), its configuration and its test data."""
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     resolve_device(settings.device)
     folder, _ = resolve_model_folder(id_or_dir)
@@ -370,7 +370,7 @@ def check_evaluation(id_or_dir: str | Path, settings: EvalSettings) -> Path:
 
 
 def evaluate_folder(
-    id_or_dir: str | Path,
+    id_or_dir: str | Path | Pulled,
     settings: EvalSettings,
     *,
     write: bool = True,
@@ -385,7 +385,7 @@ def evaluate_folder(
     rank returns once it is written.
     """
     settings.validate()
-    from avb_zoo.training.device import resolve_device
+    from avb_zoo.compute.device import resolve_device
 
     device = resolve_device(settings.device)
     world = join_world(device)

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from avb_zoo.bounded import loads_json, read_regular
+from avb_zoo.compute.tensor_files import read_safetensors, save_safetensors
 from avb_zoo.errors import AVBZooError, EvaluationError, shown
-from avb_zoo.fileio import atomic_write_json, ensure_writable_dir, read_safetensors, save_safetensors
+from avb_zoo.util.bounded import loads_json, read_regular
+from avb_zoo.util.fileio import atomic_write_json, ensure_writable_dir
 
 KEY_FILE = "journal.json"
 MAX_KEY_BYTES = 1 << 16

@@ -19,11 +19,11 @@ import math
 
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import shown
 from avb_zoo.evaluation.ais import AISResult, AISSettings, Gaussian, run_ais, standard_normal_log_prob
-from avb_zoo.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
-from avb_zoo.objectives import LOG_2PI, VARIANCE_FLOOR, gaussian_kl, log_standard_normal
-from avb_zoo.rng import keyed_generator
+from avb_zoo.modelling.model import BASIS_MOMENT_DRAWS, BASIS_MOMENT_KEY, AVBModel
+from avb_zoo.modelling.objectives import LOG_2PI, VARIANCE_FLOOR, gaussian_kl, log_standard_normal
 
 IW_CHUNK = 64
 

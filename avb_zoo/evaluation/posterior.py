@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from avb_zoo.rng import keyed_generator
+from avb_zoo.compute.rng import keyed_generator
 
 
 def marginal_distances(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

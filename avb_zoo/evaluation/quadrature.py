@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from avb_zoo.model import AVBModel
+from avb_zoo.modelling.model import AVBModel
 
 
 def latent_grid(latent_dim: int, half_width: float, points: int) -> tuple[torch.Tensor, float]:

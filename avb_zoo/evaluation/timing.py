@@ -33,7 +33,7 @@ class Estimate:
     examples: int
 
     def describe(self) -> str:
-        from avb_zoo.training.progress import format_seconds
+        from avb_zoo.util.progress import format_seconds
 
         return (
             f"estimated time: about {format_seconds(self.seconds)} for {self.examples} example(s) "

@@ -15,11 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import GraphError
-from avb_zoo.runtime.conventions import ONNX_DIR, REPORT_FILE, graph_file
+from avb_zoo.modelfile.layout import REPORT, graph_file
+from avb_zoo.util.bounded import loads_json, read_regular
 
-REPORT = f"{ONNX_DIR}/{REPORT_FILE}"
 MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit for one message; the zoo's graphs are a few MB
 MAX_REPORT_BYTES = 16 << 20  # a verification report is a few kB
 # Ops whose output depends on a hidden random state (ai.onnx and onnxruntime's contrib domain); Dropout is

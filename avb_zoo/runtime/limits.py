@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from avb_zoo.errors import ConfigError, InputError
+from avb_zoo.errors import InputError
+from avb_zoo.modelfile.config_file import MAX_DIM  # noqa: F401  (x_dim, latent_dim, noise_dim, image sides)
 
-MAX_DIM = 1 << 20  # x_dim, latent_dim, noise_dim and each image side: the model builder's own limit
 MAX_VALUES = 1 << 28  # values in one array a call makes: 268 M float32, 1 GiB
 MAX_INPUT_BYTES = 1 << 30  # an input .npy array: 1 GiB
 MAX_GRID_PIXELS = 1 << 27  # pixels of one image grid: 128 M (a 65,536-sample MNIST grid has 59 M)
@@ -21,13 +21,6 @@ MAX_IMAGE_PIXELS = 1 << 26  # pixels of one input image, read from its header be
 
 def gib(nbytes: int) -> str:
     return f"{nbytes / (1 << 30):,.2f} GiB"
-
-
-def check_dim(value: int, what: str, source: object) -> int:
-    """A size read from a config or a graph, at most MAX_DIM."""
-    if value > MAX_DIM:
-        raise ConfigError(f"{source}: {what} = {value:,} is larger than the runtime allows ({MAX_DIM:,})")
-    return value
 
 
 def check_values(shape: tuple[int, ...], what: str, hint: str) -> None:

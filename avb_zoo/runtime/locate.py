@@ -1,68 +1,41 @@
-"""From what the user typed (ID_OR_DIR) to a model folder, and that folder's config.json, without torch."""
+"""From what the user typed (ID_OR_DIR) to a model folder and its config.json, read once, without torch.
+
+The name goes through the one resolver (``avb_zoo.hub.resolve``); the folder's config.json is read and checked
+once here and travels with the folder, so the runtime's classes, ``verify`` and the browser page never read it
+again.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avb_zoo.config_file import FORMAT_VERSION, read_config_json
-from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.fileio import is_folder, is_present
-from avb_zoo.runtime.conventions import CONFIG_FILE
-from avb_zoo.runtime.limits import check_dim
+from avb_zoo.hub.resolve import resolve
+from avb_zoo.modelfile.config_file import read_model_config
+
+__all__ = ["ModelFolder", "open_model_folder", "read_model_config", "resolve_model_dir"]
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A resolved model folder, the sha256 of the files that may be opened in it (None: the user's own folder,
+    trusted as it is) and its checked config.json."""
+
+    folder: Path
+    hashes: Mapping[str, str] | None
+    config: dict[str, Any]
+
+
+def open_model_folder(model: str | Path | ModelFolder) -> ModelFolder:
+    """The folder ``model`` names (a folder, a catalogue id or a Hub repo), with its config read once."""
+    if isinstance(model, ModelFolder):
+        return model
+    pulled = resolve(model)
+    return ModelFolder(pulled.folder, pulled.hashes, read_model_config(pulled.folder))
 
 
 def resolve_model_dir(id_or_dir: str | Path) -> Path:
-    """The model folder that ``id_or_dir`` names (see ``resolve_model``)."""
-    return resolve_model(id_or_dir)[0]
-
-
-def resolve_model(id_or_dir: str | Path) -> tuple[Path, Mapping[str, str] | None]:
-    """The model folder that ``id_or_dir`` names: a folder holding config.json, or a model id.
-
-    This is the one place that maps ID_OR_DIR to a folder. Ids are resolved by ``avb_zoo.hub.resolve_checked``
-    (the sha256-checked Hub cache or the copy the package ships) where this installation has it; the second
-    item is then the sha256 of every file that was checked, the only files of that folder that may be opened
-    (None for the user's own folder).
-    """
-    path = Path(id_or_dir).expanduser()
-    if is_folder(path):
-        if not (path / CONFIG_FILE).is_file():
-            raise CheckpointError(f"{path} is not a model folder: it holds no {CONFIG_FILE}")
-        return path, None
-    if is_present(path):
-        raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
-    try:
-        from avb_zoo.hub import resolve_checked
-    except ImportError:
-        raise CheckpointError(f"{shown(id_or_dir)} is not a model folder (no such directory)") from None
-    folder, hashes = resolve_checked(id_or_dir)
-    return Path(folder), hashes
-
-
-def _int_at_least(config: dict[str, Any], key: str, source: Path, low: int) -> int:
-    value = config.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        what = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ConfigError(f"{source}: {key} must be {what}, got {shown(value)}")
-    return value
-
-
-def read_model_config(folder: Path) -> dict[str, Any]:
-    """config.json of a model folder, with the fields the runtime relies on checked."""
-    source = folder / CONFIG_FILE
-    config = read_config_json(folder)
-    version = config.get("format_version", FORMAT_VERSION)
-    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
-        raise ConfigError(f"{source} has format_version {shown(version)}; this avb-zoo reads 1 to {FORMAT_VERSION}")
-    # x_dim 0: a posterior sampler, which takes no x
-    x_dim = check_dim(_int_at_least(config, "x_dim", source, 0), "x_dim", source)
-    check_dim(_int_at_least(config, "latent_dim", source, 1), "latent_dim", source)
-    shape = config.get("image_shape")
-    if shape is not None:
-        ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)
-        if not ok or math.prod(shape) != x_dim:
-            raise ConfigError(f"{source}: image_shape {shown(shape)} is not three sizes holding x_dim = {x_dim} values")
-    return config
+    """The model folder that ``id_or_dir`` names (see ``avb_zoo.hub.resolve``)."""
+    return resolve(id_or_dir).folder

@@ -8,17 +8,17 @@ stream per kind of draw read in example order, so the result for a given seed do
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avb_zoo.errors import InputError, shown
-from avb_zoo.runtime.conventions import META_PREFIX, image_shape_of
+from avb_zoo.modelfile.layout import META_PREFIX, image_shape_of
 from avb_zoo.runtime.inputs import as_model_input
 from avb_zoo.runtime.limits import check_values
-from avb_zoo.runtime.locate import read_model_config, resolve_model
+from avb_zoo.runtime.locate import ModelFolder, open_model_folder
 from avb_zoo.runtime.session import GraphSession
 from avb_zoo.runtime.stream import (
     BINARIZE,
@@ -63,17 +63,15 @@ class _Model:
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | ModelFolder,
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
-        *,
-        resolved: tuple[Path, Mapping[str, str] | None] | None = None,
     ) -> None:
-        self.source = str(model)
-        # ``resolved``: what resolve_model(model) gave, when the caller has already resolved it (open_sampler)
-        self.folder, self._hashes = resolved if resolved is not None else resolve_model(model)
+        located = open_model_folder(model)  # a ModelFolder passes through: named and read once by the caller
+        self.source = str(located.folder if isinstance(model, ModelFolder) else model)
+        self.folder, self._hashes = located.folder, located.hashes
         self._providers, self._threads = providers, threads
-        self.config = read_model_config(self.folder)
+        self.config = located.config
         self.x_dim: int = self.config["x_dim"]
         self.latent_dim: int = self.config["latent_dim"]
         self.image_shape = image_shape_of(self.config)
@@ -99,7 +97,7 @@ class Encoder(_Model):
     GRAPH = "encoder"
 
     def __init__(
-        self, model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+        self, model: str | Path | ModelFolder, providers: str | Sequence[str] | None = None, threads: int | None = None
     ) -> None:
         super().__init__(model, providers, threads)
         self._moments: GraphSession | None = None
@@ -201,10 +199,11 @@ class PosteriorSampler(_Model):
 
 
 def open_sampler(
-    model: str | Path, providers: str | Sequence[str] | None = None, threads: int | None = None
+    model: str | Path | ModelFolder, providers: str | Sequence[str] | None = None, threads: int | None = None
 ) -> Sampler | PosteriorSampler:
     """The sampler a model has: a PosteriorSampler for a model with no input x (x_dim 0), else a Sampler."""
-    resolved = resolve_model(model)
-    config = read_model_config(resolved[0])
-    cls = PosteriorSampler if config["x_dim"] == 0 else Sampler
-    return cls(model, providers, threads, resolved=resolved)
+    located = open_model_folder(model)
+    cls = PosteriorSampler if located.config["x_dim"] == 0 else Sampler
+    sampler = cls(located, providers, threads)
+    sampler.source = str(model)
+    return sampler

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from avb_zoo.errors import OutputError
-from avb_zoo.fileio import atomic_write_bytes
+from avb_zoo.util.fileio import atomic_write_bytes
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

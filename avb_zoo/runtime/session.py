@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from avb_zoo.errors import GraphError, InputError, ProviderError, shown
-from avb_zoo.runtime.conventions import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
+from avb_zoo.modelfile.layout import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
 from avb_zoo.runtime.graph_checks import verified_graph
 from avb_zoo.runtime.limits import MAX_DIM
 from avb_zoo.runtime.ort import ort

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from avb_zoo.bounded import loads_json, read_regular
 from avb_zoo.errors import GraphError
-from avb_zoo.hub_files import TEST_DATA_FILES, test_data_dir
-from avb_zoo.runtime.conventions import GRAPHS, ONNX_DIR, REPORT_FILE, graph_file
+from avb_zoo.modelfile.files import TEST_DATA_FILES, test_data_dir
+from avb_zoo.modelfile.layout import GRAPHS, ONNX_DIR, REPORT_FILE, graph_file
 from avb_zoo.runtime.graph_checks import MAX_REPORT_BYTES, read_checked
-from avb_zoo.runtime.locate import read_model_config, resolve_model
+from avb_zoo.runtime.locate import ModelFolder, open_model_folder
 from avb_zoo.runtime.session import GraphSession
+from avb_zoo.util.bounded import loads_json, read_regular
 
 VERIFY_ATOL = 1e-4  # the export's own tolerance between onnxruntime and torch
 MAX_TEST_FILE = 64 << 20
@@ -89,11 +89,11 @@ def verify_graph(folder: Path, graph: str, config: Mapping[str, Any], session: G
 
 
 def verify_model(
-    model: str | Path, providers: str | Sequence[str] | None = "cpu", atol: float = VERIFY_ATOL
+    model: str | Path | ModelFolder, providers: str | Sequence[str] | None = "cpu", atol: float = VERIFY_ATOL
 ) -> dict[str, Any]:
     """Run every exported graph's test data; raises GraphError naming the graph when one exceeds ``atol``."""
-    folder, hashes = resolve_model(model)
-    config = read_model_config(folder)
+    located = open_model_folder(model)
+    folder, hashes, config = located.folder, located.hashes, located.config
     recorded = _recorded(folder, hashes)
     errors: dict[str, float] = {}
     for graph in GRAPHS:

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import DataError, shown
-from avb_zoo.rng import keyed_generator
 
 
 class BatchSource(Protocol):

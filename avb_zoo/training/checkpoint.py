@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from avb_zoo.compute.tensor_files import read_safetensors, save_safetensors
 from avb_zoo.errors import CheckpointError
-from avb_zoo.fileio import read_safetensors, save_safetensors
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import load_state_strict, model_tensors
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import load_state_strict, model_tensors
 
 STATE_FILE = "training_state.safetensors"
 

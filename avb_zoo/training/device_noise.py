@@ -18,8 +18,8 @@ import math
 
 import torch
 
+from avb_zoo.compute.rng import derive_seed
 from avb_zoo.errors import shown
-from avb_zoo.rng import derive_seed
 
 MASK32 = 0xFFFFFFFF
 PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from avb_zoo.distributed import World
+from avb_zoo.catalogue.recipes import TrainSettings
+from avb_zoo.compute.distributed import World
 from avb_zoo.errors import ConfigError, TrainingDiverged, shown
-from avb_zoo.model import AVBModel
-from avb_zoo.recipes import TrainSettings
+from avb_zoo.modelling.model import AVBModel
 from avb_zoo.training.batches import BatchSource
 from avb_zoo.training.cuda_graphs import CapturedStep, capture, graph_blocker, warmup_stream
 from avb_zoo.training.fast_step import NOISE_STREAMS, DeviceInputs, FastStep, HostInputs

@@ -29,10 +29,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad
 
+from avb_zoo.catalogue.recipes import TrainSettings
 from avb_zoo.errors import ConfigError
-from avb_zoo.model import AVBModel
-from avb_zoo.objectives import adversary_loss, avb_losses_from_terms, encoder_contrast_inputs, vae_losses_from_terms
-from avb_zoo.recipes import TrainSettings
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.objectives import (
+    adversary_loss,
+    avb_losses_from_terms,
+    encoder_contrast_inputs,
+    vae_losses_from_terms,
+)
 from avb_zoo.training import device_noise
 from avb_zoo.training.batches import BatchSource, ImageBatches, NoData, ToyBatches
 from avb_zoo.training.players import PrimalPlayer

@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import IO, Any
 
-from avb_zoo.bounded import read_regular
 from avb_zoo.errors import CheckpointError
-from avb_zoo.fileio import atomic_write_bytes
+from avb_zoo.util.bounded import read_regular
+from avb_zoo.util.fileio import atomic_write_bytes
 
 HISTORY_FILE = "history.jsonl"
 MAX_HISTORY_BYTES = 256 << 20  # ~2 million lines; far above any run's reports

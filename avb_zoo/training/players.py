@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from avb_zoo.distributed import World
+from avb_zoo.compute.distributed import World
 from avb_zoo.errors import ConfigError
-from avb_zoo.model import AVBModel
-from avb_zoo.objectives import avb_primal_terms, vae_terms
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.objectives import avb_primal_terms, vae_terms
 
 
 class PrimalPlayer(nn.Module):

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from avb_zoo.recipes import TrainSettings
+from avb_zoo.catalogue.recipes import TrainSettings
 
 
 def lr_factor(settings: TrainSettings, step: int) -> float:

@@ -17,15 +17,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from avb_zoo.catalogue.recipes import Recipe
 from avb_zoo.errors import CheckpointError, ConfigError, shown
-from avb_zoo.fileio import ensure_writable_dir
-from avb_zoo.model_io import save
-from avb_zoo.recipes import Recipe
+from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import RunInfo, load_training_state, save_training_state
 from avb_zoo.training.stacked import StackedModels
 from avb_zoo.training.step import StepResult, make_optimizers
 from avb_zoo.training.trainer import TrainResult, _resolve_dtype, check_resume, init_model, resolve_settings
+from avb_zoo.util.fileio import ensure_writable_dir
 
 MAX_SEEDS = 64  # one process holds every model, its Adam moments and its activations
 

@@ -19,16 +19,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from avb_zoo.catalogue.recipes import TrainSettings
 from avb_zoo.errors import ConfigError
-from avb_zoo.model import AVBModel
-from avb_zoo.objectives import (
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.objectives import (
     adversary_only_loss,
     avb_losses_from_terms,
     avb_primal_terms,
     vae_losses_from_terms,
     vae_terms,
 )
-from avb_zoo.recipes import TrainSettings
 from avb_zoo.training.schedule import base_lrs, lr_factor
 from avb_zoo.training.step import StepResult, draw_noise
 

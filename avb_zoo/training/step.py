@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import torch
 
-from avb_zoo.distributed import World, mean_over_ranks
-from avb_zoo.model import AVBModel
-from avb_zoo.objectives import (
+from avb_zoo.catalogue.recipes import TrainSettings
+from avb_zoo.compute.distributed import World, mean_over_ranks
+from avb_zoo.compute.rng import keyed_generator
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.objectives import (
     Losses,
     adversary_only_loss,
     avb_losses_from_terms,
     vae_losses_from_terms,
 )
-from avb_zoo.recipes import TrainSettings
-from avb_zoo.rng import keyed_generator
 from avb_zoo.training.players import Players, make_players
 from avb_zoo.training.schedule import set_lrs
 

@@ -17,13 +17,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from avb_zoo.distributed import World, join_world, launch_id, restart_count, world_device
+from avb_zoo.catalogue.recipes import Recipe, TrainSettings, find_recipe
+from avb_zoo.compute.distributed import World, join_world, launch_id, restart_count, world_device
+from avb_zoo.compute.rng import derive_seed
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
-from avb_zoo.fileio import ensure_writable_dir, remove_stale_temps
-from avb_zoo.model import AVBModel
-from avb_zoo.model_io import save
-from avb_zoo.recipes import Recipe, TrainSettings, find_recipe
-from avb_zoo.rng import derive_seed
+from avb_zoo.modelling.model import AVBModel
+from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import (
     STATE_FILE,
@@ -36,8 +35,9 @@ from avb_zoo.training.engines import check_engine, default_noise, make_engine
 from avb_zoo.training.history import HistoryLog
 from avb_zoo.training.interrupt import sigterm_as_interrupt
 from avb_zoo.training.players import make_players
-from avb_zoo.training.progress import PROGRESS_MODES, StepLines
 from avb_zoo.training.step import StepResult, make_optimizers
+from avb_zoo.util.fileio import ensure_writable_dir, remove_stale_temps
+from avb_zoo.util.progress import PROGRESS_MODES, StepLines
 
 
 @dataclass

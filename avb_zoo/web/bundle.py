@@ -19,15 +19,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from avb_zoo.cards.card import metric_errors, metric_values
 from avb_zoo.errors import GraphError, OutputError, WebError
-from avb_zoo.fileio import atomic_write_bytes
-from avb_zoo.model_card import metric_errors, metric_values
+from avb_zoo.modelfile.layout import CONFIG_FILE, image_shape_of
 from avb_zoo.runtime import stream
-from avb_zoo.runtime.conventions import CONFIG_FILE, image_shape_of
 from avb_zoo.runtime.graph_checks import read_checked, verified_graph
 from avb_zoo.runtime.limits import MAX_IMAGE_PIXELS
-from avb_zoo.runtime.locate import read_model_config, resolve_model
+from avb_zoo.runtime.locate import ModelFolder, open_model_folder
 from avb_zoo.runtime.session import GraphSession
+from avb_zoo.util.fileio import atomic_write_bytes
 from avb_zoo.web.serve import content_hash
 from avb_zoo.web.vendor import ORT_WEB_VERSION, runtime_files
 
@@ -130,10 +130,10 @@ def _versioned_page(html: bytes, files: Mapping[str, bytes]) -> bytes:
     return text.encode()
 
 
-def page_files(id_or_dir: str | Path) -> dict[str, bytes]:
+def page_files(id_or_dir: str | Path | ModelFolder) -> dict[str, bytes]:
     """Every file of the page folder (relative path -> bytes), after checking the model and the runtime."""
-    folder, hashes = resolve_model(id_or_dir)
-    config = read_model_config(folder)
+    located = open_model_folder(id_or_dir)
+    folder, hashes, config = located.folder, located.hashes, located.config
     if config["x_dim"] == 0:
         raise WebError(f"{folder} is a posterior sampler (no input x); the page shows image models")
     sessions = {name: GraphSession(folder, name, config, "cpu", 1, hashes) for name in PAGE_GRAPHS}

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from avb_zoo.errors import WebError
-from avb_zoo.fileio import atomic_write_bytes
+from avb_zoo.util.fileio import atomic_write_bytes
 
 ORT_WEB_VERSION = "1.30.0"
 # npm's dist.integrity of onnxruntime-web-1.30.0.tgz (`npm view onnxruntime-web@1.30.0 dist.integrity`)

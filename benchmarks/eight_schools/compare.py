@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.data.eight_schools import DIM, J, variant_log_joint
 from avb_zoo.evaluation.posterior import fit_mean_field, marginal_distances
-from avb_zoo.model_io import load
-from avb_zoo.rng import keyed_generator
+from avb_zoo.modelling.factory import load
 
 HERE = Path(__file__).resolve().parent
 REFERENCES = {"posteriordb": HERE / "reference_nuts.csv.gz", "paper": HERE / "reference_nuts_paper.csv.gz"}
@@ -130,11 +130,13 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vi-steps", type=int, default=10_000, help="Adam steps of the mean-field fit")
-    parser.add_argument("--png", type=Path, default=None, help="default: eight_schools[_paper].png beside this")
+    parser.add_argument("--png", type=Path, default=None, help="default: docs/eight_schools[_paper].png")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     variant, methods, reference, rows = measure(args.model, args.draws, args.seed, args.vi_steps)
-    png = args.png or HERE / ("eight_schools_paper.png" if variant == "paper" else "eight_schools.png")
+    png = args.png or HERE.parents[1] / "docs" / (
+        "eight_schools_paper.png" if variant == "paper" else "eight_schools.png"
+    )
     signs = {m: float((d["tau"] > 0).mean()) for m, d in {"nuts": reference, **methods}.items()}
     plot(methods, reference, png, variant)
     if args.json:

@@ -22,7 +22,7 @@ from avb_zoo.data.mnist import (  # noqa: E402
     file_md5,
     verify_mnist,
 )
-from avb_zoo.fileio import atomic_write_bytes  # noqa: E402
+from avb_zoo.util.fileio import atomic_write_bytes  # noqa: E402
 
 N_TRAIN = 600
 N_TEST = 500

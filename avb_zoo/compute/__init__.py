@@ -1,0 +1,1 @@
+"""Where and how torch computes: device choice, keyed random generators, the distributed process group."""

@@ -1,0 +1,1 @@
+"""The model folder format: config.json, file names, provenance records. Torch-free."""
