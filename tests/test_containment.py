@@ -78,7 +78,7 @@ def hub() -> Iterator[HubServer]:
     """A local Hub holding the catalogue's toy repo (avb-zoo/toy-avb), so ``pull toy-avb`` downloads it."""
     from huggingface_hub import HfApi
 
-    from avb_zoo.hub.settings import hub_settings as _hub_settings
+    from avb_zoo.hub.client import hub_settings as _hub_settings
 
     server = HubServer(tokens={TEST_TOKEN})
     endpoint = server.start()

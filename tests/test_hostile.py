@@ -174,7 +174,7 @@ def hub() -> Iterator[HubServer]:
     server = HubServer(tokens={TEST_TOKEN})
     endpoint = server.start()
     try:
-        from avb_zoo.hub.settings import hub_settings as _hub_settings
+        from avb_zoo.hub.client import hub_settings as _hub_settings
 
         api = HfApi(endpoint=endpoint, token=TEST_TOKEN)
         with _hub_settings(endpoint=endpoint):  # plain LFS uploads: the test Hub has no Xet storage

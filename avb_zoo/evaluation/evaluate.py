@@ -40,7 +40,7 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
-from avb_zoo.hub.pulled import Pulled
+from avb_zoo.hub.client import Pulled
 from avb_zoo.hub.resolve import resolve
 from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel

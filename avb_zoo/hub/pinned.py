@@ -14,11 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from avb_zoo.catalogue.names import check_repo_id
 from avb_zoo.errors import CheckpointError, HubNotFound, HubRepoNotFound, HubUnreachable, shown
-from avb_zoo.hub.cache import repo_cache_dir, snapshot_dir, snapshot_root
-from avb_zoo.hub.faults import Unreachable, call_error, is_connection_error
-from avb_zoo.hub.hashes import sha256_file, verify_files
-from avb_zoo.hub.pulled import Pulled
-from avb_zoo.hub.settings import hub_cache_dir, hub_endpoint, hub_settings, offline_mode
+from avb_zoo.hub.client import (
+    Pulled,
+    Unreachable,
+    call_error,
+    hub_cache_dir,
+    hub_endpoint,
+    hub_settings,
+    is_connection_error,
+    offline_mode,
+)
+from avb_zoo.hub.hashes import repo_cache_dir, sha256_file, snapshot_dir, snapshot_root, verify_files
 from avb_zoo.modelfile.config_file import CONFIG_FILE
 from avb_zoo.modelfile.files import PUSHED, REQUIRED, TEST_DATA_FILES
 

@@ -18,11 +18,17 @@ from typing import Any
 
 from avb_zoo.catalogue.reference import HubRef
 from avb_zoo.errors import AVBZooError, ChecksumError, ConfigError, HubNotFound, HubUnreachable
-from avb_zoo.hub.cache import remove_cached, repo_cache_dir, snapshot_dir
-from avb_zoo.hub.faults import Unreachable, call_error, is_connection_error
-from avb_zoo.hub.hashes import git_blob_sha1, sha256_file
-from avb_zoo.hub.pulled import Pulled
-from avb_zoo.hub.settings import hub_cache_dir, hub_endpoint, hub_settings, offline_mode
+from avb_zoo.hub.client import (
+    Pulled,
+    Unreachable,
+    call_error,
+    hub_cache_dir,
+    hub_endpoint,
+    hub_settings,
+    is_connection_error,
+    offline_mode,
+)
+from avb_zoo.hub.hashes import git_blob_sha1, remove_cached, repo_cache_dir, sha256_file, snapshot_dir
 from avb_zoo.modelfile.config_file import read_config_json, read_model_config
 from avb_zoo.modelfile.files import PUSHED, REQUIRED
 from avb_zoo.modelfile.model_config import validate_config

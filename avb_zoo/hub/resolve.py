@@ -16,8 +16,8 @@ from avb_zoo.catalogue.names import check_revision
 from avb_zoo.catalogue.reference import HubRef, Reference, parse_reference
 from avb_zoo.catalogue.registry import ModelId, ModelSpec, spec
 from avb_zoo.errors import CheckpointError, HubNotFound, HubUnreachable, ModelNotFound, shown
+from avb_zoo.hub.client import Pulled
 from avb_zoo.hub.pinned import fetch_pinned, local_copy
-from avb_zoo.hub.pulled import Pulled
 from avb_zoo.modelfile.config_file import CONFIG_FILE
 from avb_zoo.util.fileio import is_folder, is_present
 

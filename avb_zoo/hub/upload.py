@@ -11,8 +11,7 @@ from pathlib import Path
 
 from avb_zoo.catalogue.names import check_repo_id, check_revision
 from avb_zoo.errors import HubAuthError, HubUnreachable, shown
-from avb_zoo.hub.faults import Unreachable, call_error, is_connection_error
-from avb_zoo.hub.settings import hub_endpoint, hub_settings
+from avb_zoo.hub.client import Unreachable, call_error, hub_endpoint, hub_settings, is_connection_error
 from avb_zoo.modelfile.files import select_push_files
 
 
