@@ -20,7 +20,6 @@ import contextlib
 import copy
 import difflib
 import importlib
-import importlib.metadata
 import logging
 import re
 import threading
@@ -267,7 +266,12 @@ def _load_catalogue() -> None:
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    """The group's entry points, once each (a package seen twice on sys.path is loaded once)."""
+    """The group's entry points, once each (a package seen twice on sys.path is loaded once).
+
+    importlib.metadata is imported here, not with the module: it costs tens of milliseconds, and a command
+    given a folder never reads the catalogue."""
+    import importlib.metadata
+
     seen: dict[tuple[str, str], importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         seen.setdefault((ep.name, ep.value), ep)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from avb_zoo.catalogue.names import check_revision
-from avb_zoo.catalogue.reference import HubRef, Reference, parse_reference
-from avb_zoo.catalogue.registry import ModelId, ModelSpec, spec
 from avb_zoo.errors import CheckpointError, HubNotFound, HubUnreachable, ModelNotFound, shown
 from avb_zoo.hub.client import Pulled
-from avb_zoo.hub.pinned import fetch_pinned, local_copy
 from avb_zoo.modelfile.config_file import CONFIG_FILE
 from avb_zoo.util.fileio import is_folder, is_present
+
+if TYPE_CHECKING:
+    from avb_zoo.catalogue.reference import Reference
+    from avb_zoo.catalogue.registry import ModelSpec
+
+# The catalogue and the pulls are imported where a name is read, not with the module: a command given a folder
+# needs neither, and reading the catalogue's plugins costs tens of milliseconds.
 
 logger = logging.getLogger("avb_zoo")
 
@@ -39,6 +43,11 @@ def fetch(
     registered namespace is called ORG; see ``avb_zoo.catalogue.reference``). With an explicit ``revision`` the
     copy the package ships never stands in: it is the catalogue's pinned files, not that revision.
     """
+    from avb_zoo.catalogue.names import check_revision
+    from avb_zoo.catalogue.reference import HubRef, parse_reference
+    from avb_zoo.catalogue.registry import ModelSpec, spec
+    from avb_zoo.hub.pinned import fetch_pinned
+
     if revision is not None:
         check_revision(revision)
     ref = model_id if isinstance(model_id, ModelSpec) else parse_reference(model_id)
@@ -77,7 +86,7 @@ def resolve(
     A catalogue id whose local copy (the cache, else the shipped copy) matches every pinned sha256 is served
     without a request to the Hub; otherwise it is pulled. A path that is no folder is named as such.
     """
-    if isinstance(name_or_folder, ModelId | HubRef | ModelSpec):
+    if not isinstance(name_or_folder, str | Path):  # a reference or a spec, already read
         return _resolve_reference(name_or_folder, name_or_folder, revision, cache_dir, offline, progress)
     path = Path(name_or_folder).expanduser()
     if is_folder(path):
@@ -87,6 +96,8 @@ def resolve(
         raise CheckpointError(f"{path} is a file; expected a model folder holding {CONFIG_FILE} and onnx/")
     if isinstance(name_or_folder, Path) or text.startswith((".", "/", "~")):
         raise CheckpointError(f"{text} is not a model folder (no such directory)")
+    from avb_zoo.catalogue.reference import parse_reference
+
     try:
         ref = parse_reference(text)
     except ModelNotFound as err:
@@ -102,6 +113,10 @@ def _resolve_reference(
     offline: bool,
     progress: bool,
 ) -> Pulled:
+    from avb_zoo.catalogue.reference import HubRef
+    from avb_zoo.catalogue.registry import spec
+    from avb_zoo.hub.pinned import local_copy
+
     try:
         if not isinstance(ref, HubRef):
             found = spec(ref)
