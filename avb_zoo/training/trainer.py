@@ -34,6 +34,7 @@ from avb_zoo.training.checkpoint import (
 from avb_zoo.training.engines import check_engine, default_noise, make_engine
 from avb_zoo.training.history import HistoryLog
 from avb_zoo.training.interrupt import sigterm_as_interrupt
+from avb_zoo.training.options import check_batch_fits, check_max_steps
 from avb_zoo.training.players import make_players
 from avb_zoo.training.step import StepResult, make_optimizers
 from avb_zoo.util.fileio import ensure_writable_dir, remove_stale_temps
@@ -159,8 +160,7 @@ def resolve_settings(
     if checkpoint_every is not None:
         settings = replace(settings, checkpoint_every=checkpoint_every)
     settings.check(recipe.id)
-    if max_steps is not None and max_steps < 0:
-        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
+    check_max_steps(max_steps)
     return recipe, settings, settings.steps if max_steps is None else min(settings.steps, max_steps)
 
 
@@ -216,19 +216,20 @@ def train(
     world = join_world(device)
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)
-    out = ensure_writable_dir(out) if world.is_main else Path(out)
-    if world.is_main:
-        remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
+    out = Path(out)
     resume = resolve_resume(out, resume)
     saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
     noise = noise or (saved.noise if saved else default_noise(engine))
     check_engine(engine, noise, world)
-
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(
             f"the data have {source.x_dim} values per example; {recipe.id} expects {recipe.model['x_dim']}"
         )
+    check_batch_fits(settings.batch_size, getattr(source, "n", None), "the training data")
+    if world.is_main:  # only now, so that a run refused above leaves no empty folder behind
+        ensure_writable_dir(out)
+        remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
     model = init_model(recipe, seed).to(device, torch_dtype).train()
     optimizers = make_optimizers(model, settings)
     step = load_training_state(out, model, optimizers).step if resume else 0
