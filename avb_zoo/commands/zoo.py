@@ -35,16 +35,16 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def list_models(as_json: bool) -> None:
-    """List the registered models (catalogue and plugins) with versions, weights and metrics."""
-    from avb_zoo.catalogue.registry import all_specs
+    """List the registered models (catalogue and plugins) with versions, weights and metrics.
+
+    LATEST marks the version a name without one means: the newest with weights (else the newest recipe).
+    """
+    from avb_zoo.catalogue.registry import all_specs, is_latest
 
     specs = all_specs()
     if as_json:
         print_json([s.to_dict() for s in specs])
         return
-    latest: dict[tuple[str | None, str], int] = {}
-    for s in specs:
-        latest[(s.namespace, s.name)] = max(s.version, latest.get((s.namespace, s.name), 0))
     rows = [("ID", "LATEST", "METHOD", "DATA", "WEIGHTS", "METRICS")]
     for s in specs:
         weights = f"{s.hub_repo_id}@{s.hub_revision or 'main'}" if s.hub_repo_id else "-"
@@ -53,7 +53,7 @@ def list_models(as_json: bool) -> None:
         rows.append(
             (
                 s.id,
-                "yes" if latest[(s.namespace, s.name)] == s.version else "no",
+                "yes" if is_latest(s) else "no",
                 str(s.kwargs.get("method", "-")),
                 str((s.kwargs.get("data") or {}).get("name", "-")),
                 weights,
