@@ -8,6 +8,7 @@ with TrainingDiverged and leaves the last good checkpoint in place.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -200,13 +201,16 @@ def train(
     stops (with a checkpoint) at the first step that ends past that much training wall time, counted over
     every sitting of the run (a resumed run starts from the time its checkpoint's history row records).
 
-    ``progress``: True or "bar" shows a bar, "lines" prints a line every ``report_every`` steps (for output
-    that is not a terminal), False nothing. Every report is also appended to ``history.jsonl`` in ``out``.
+    ``progress``: True shows a bar when stderr is a terminal and prints a line every ``report_every`` steps
+    when it is not (a log file, a notebook's captured output); "bar" or "lines" forces one, False shows nothing.
+    Every report is also appended to ``history.jsonl`` in ``out``.
     Ctrl-C or SIGTERM stops the run with TrainingInterrupted, which names the checkpoint on disk; hidden temp
     files a killed run left in ``out`` are removed when a run starts there.
     """
     if progress not in PROGRESS_MODES:
         raise ConfigError(f"progress must be one of {list(PROGRESS_MODES)}, got {progress!r}")
+    if progress is True:  # a bar on a terminal; in a log file a bar is carriage returns, so report lines there
+        progress = "bar" if sys.stderr.isatty() else "lines"
     recipe, settings, total = resolve_settings(recipe, batch_size, checkpoint_every, max_steps)
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     if max_seconds is not None and not max_seconds > 0:
