@@ -156,19 +156,47 @@ def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bo
 @click.option("--private", is_flag=True, help="Create the repo as private.")
 @click.option("--revision", default=None, help="Branch to commit to (default: main).")
 @click.option("--commit-message", default=None, help="Commit message.")
+@click.option(
+    "--no-export", is_flag=True, help="Refuse a folder without ONNX graphs instead of exporting and verifying them."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the commit URL and the files' sha256 as JSON.")
 def push(
-    folder: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None, as_json: bool
+    folder: str,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    commit_message: str | None,
+    no_export: bool,
+    as_json: bool,
 ) -> None:
     """Publish the model FOLDER to the Hub as one commit with a generated model card; prints the commit URL.
 
-    The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects another Hub.
+    A folder without ONNX graphs (a save_pretrained folder, a run never exported) gets them first, exported and
+    checked against PyTorch as `avb-zoo export FOLDER` does, so that the pushed model samples and encodes with
+    onnxruntime as its card says. The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects
+    another Hub.
     """
+    import shlex
     from pathlib import Path
 
+    from avb_zoo.errors import ExportError
     from avb_zoo.hub.hashes import sha256_file
-    from avb_zoo.hub.upload import push_files, push_skipped
+    from avb_zoo.hub.upload import check_target, push_files, push_skipped
+    from avb_zoo.modelling.publishing import has_graphs
     from avb_zoo.modelling.publishing import push as push_folder
+
+    check_target(repo_id, revision)
+    if not has_graphs(folder):
+        command = f"avb-zoo export {shlex.quote(folder)}"
+        if no_export:
+            raise ExportError(
+                f"{folder} holds no ONNX graphs, so the pushed model could not sample or encode with onnxruntime: "
+                f"run `{command}` first (or push without --no-export)"
+            )
+        click.echo(f"{folder} holds no ONNX graphs: exporting and verifying them first ({command})", err=True)
+        from avb_zoo.export import export_folder
+
+        export_folder(folder)
 
     skipped = push_skipped(Path(folder))
     for rel, why in skipped.items():
