@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from onnx_models import exported
 from PIL import Image
@@ -141,7 +142,7 @@ def test_cli_warnings_are_one_line(mnist, digits, tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=budget(120),
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
