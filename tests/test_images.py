@@ -149,5 +149,5 @@ def test_cli_warnings_are_one_line(mnist, digits, tmp_path):
     assert lines == [
         f"warning: {tmp_path / 'd.png'}: 56x56 resized to 28x28",
         f"warning: {tmp_path / 'd.png'}: 1 of 1 image(s) look inverted (white background; image 0); the models "
-        "expect white digits on black: use 1 - x (or 255 - pixels)",
+        "expect white digits on black: pass --invert (or use 1 - x, 255 - pixels)",
     ]

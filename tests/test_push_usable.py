@@ -48,6 +48,10 @@ def test_push_no_export_refuses_with_the_command_and_sends_nothing(hub, tmp_path
     assert result.output.strip() == result.output.strip().splitlines()[0]
     assert f"run `avb-zoo export {folder}` first" in result.output
     assert not (folder / "onnx").exists() and hub.server.requests == []
+    (folder / "onnx").mkdir()  # an onnx/ without its report: not written into, refused the same way
+    result = _cli("push", folder, "--repo-id", "user/refused")
+    assert result.exit_code == 1 and "holds no verified ONNX graphs" in result.output
+    assert list((folder / "onnx").iterdir()) == [] and hub.server.requests == []
 
 
 def test_the_card_promises_the_runtime_only_with_graphs() -> None:

@@ -159,6 +159,7 @@ def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bo
 @click.option(
     "--no-export", is_flag=True, help="Refuse a folder without ONNX graphs instead of exporting and verifying them."
 )
+@click.option("--torch-only", is_flag=True, help="Publish without ONNX graphs; the card then offers torch alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print the commit URL and the files' sha256 as JSON.")
 def push(
     folder: str,
@@ -167,13 +168,15 @@ def push(
     revision: str | None,
     commit_message: str | None,
     no_export: bool,
+    torch_only: bool,
     as_json: bool,
 ) -> None:
     """Publish the model FOLDER to the Hub as one commit with a generated model card; prints the commit URL.
 
-    A folder without ONNX graphs (a save_pretrained folder, a run never exported) gets them first, exported and
-    checked against PyTorch as `avb-zoo export FOLDER` does, so that the pushed model samples and encodes with
-    onnxruntime as its card says. The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects
+    A folder without ONNX graphs (a save_pretrained folder, a run never exported: no onnx/) gets them first,
+    exported and checked against PyTorch as `avb-zoo export FOLDER` does, so that the pushed model samples and
+    encodes with onnxruntime as its card says; an onnx/ without its verification report is refused, naming the
+    command to run. The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects
     another Hub.
     """
     import shlex
@@ -186,12 +189,12 @@ def push(
     from avb_zoo.modelling.publishing import push as push_folder
 
     check_target(repo_id, revision)
-    if not has_graphs(folder):
+    if not torch_only and not has_graphs(folder):
         command = f"avb-zoo export {shlex.quote(folder)}"
-        if no_export:
+        if no_export or Path(folder, "onnx").exists():  # never write into an onnx/ this command did not vet
             raise ExportError(
-                f"{folder} holds no ONNX graphs, so the pushed model could not sample or encode with onnxruntime: "
-                f"run `{command}` first (or push without --no-export)"
+                f"{folder} holds no verified ONNX graphs, so the pushed model could not sample or encode with "
+                f"onnxruntime: run `{command}` first (or push with --torch-only)"
             )
         click.echo(f"{folder} holds no ONNX graphs: exporting and verifying them first ({command})", err=True)
         from avb_zoo.export import export_folder
