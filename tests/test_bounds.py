@@ -12,6 +12,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from budget import budget
 
 from avb_zoo.cards.card import read_metrics_file
 from avb_zoo.compute.tensor_files import read_safetensors
@@ -64,7 +65,7 @@ def test_devices_are_refused_in_a_capped_process(tmp_path: Path) -> None:
     )
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True, timeout=budget(120)
     )
     assert done.returncode == 0, done.stderr[-500:]
     lines = done.stdout.splitlines()

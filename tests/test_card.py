@@ -50,7 +50,8 @@ def test_the_card_parses_with_modelcard_and_carries_metrics_json(
     assert "![samples from the prior](samples.png)" in text
     assert "avb-zoo train me/card-v1 --out runs/card" in text and "Device: cpu" in text
     assert 'ort.InferenceSession("onnx/sampler.onnx")' not in text  # no graphs pushed: no onnxruntime snippet
-    assert 'Sampler("hf-hub:me/card")' in text and 'AVBModel.from_pretrained("me/card")' in text
+    assert 'Sampler("hf-hub:me/card")' not in text  # nor the runtime, which needs the graphs
+    assert 'AVBModel.from_pretrained("me/card")' in text and "serves torch only" in text
 
 
 def test_an_avb_estimate_is_named_an_estimate() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from budget import budget
 from hub_fixtures import TEST_TOKEN
 from hub_server import HubServer
 
@@ -155,7 +156,7 @@ def test_commands_write_only_to_the_output_and_the_cache_and_talk_only_to_the_hu
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=budget(300),
         )
         assert done.returncode == 0, (name, done.stderr[-2000:])
         print(f"{name}: {time.monotonic() - started:.1f} s under strace")

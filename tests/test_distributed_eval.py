@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import budget
 from click.testing import CliRunner
 
 import avb_zoo.training.launch
@@ -32,7 +33,7 @@ ALLOWED = {f"{section}.{key}" for section, keys in RUN_DEPENDENT.items() for key
 
 def run_cli(*args: object) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny tensors on 2 cores: one thread per process
-    return subprocess.run([AVB_ZOO, *map(str, args)], capture_output=True, text=True, timeout=240, env=env)
+    return subprocess.run([AVB_ZOO, *map(str, args)], capture_output=True, text=True, timeout=budget(240), env=env)
 
 
 def differences(a: object, b: object, prefix: str = "") -> set[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import budget
 from safetensors.torch import load_file
 
 from avb_zoo.training.checkpoint import STATE_FILE, read_run_info
@@ -28,7 +29,7 @@ STEPS = 200
 
 
 def run_cli(*args: object, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([AVB_ZOO, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([AVB_ZOO, *map(str, args)], capture_output=True, text=True, timeout=budget(timeout))
 
 
 def state(folder: Path) -> dict[str, torch.Tensor]:
@@ -175,7 +176,7 @@ def test_a_killed_rank_restarts_the_group_which_resumes_to_the_same_parameters(r
                 os.kill(workers[-1], signal.SIGKILL)
                 killed_at = step
         time.sleep(0.02)
-    stdout, stderr = agent.communicate(timeout=240)
+    stdout, stderr = agent.communicate(timeout=budget(240))
     assert killed_at is not None and killed_at < STEPS, f"the run ended before a rank could be killed: {stderr}"
     assert agent.returncode == 0, stderr
     summary = json.loads(stdout)
@@ -204,12 +205,13 @@ def test_two_agents_on_loopback_make_one_run(runs, tmp_path):
     out, port = tmp_path / "nodes", _free_port()
     command = [
         AVB_ZOO, "train", "toy-avb", "--out", out, "--max-steps", STEPS, "--dtype", "float64", "--nproc", 1,
-        "--nnodes", 2, "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-timeout", 60, "--checkpoint-every", 20,
+        "--nnodes", 2, "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-timeout", int(budget(60)),
+        "--checkpoint-every", 20,
         "--quiet", "--json",
     ]  # fmt: skip
     agents = [subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
     agents.append(subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [a.communicate(timeout=240) for a in agents]
+    outputs = [a.communicate(timeout=budget(240)) for a in agents]
     for agent, (_, stderr) in zip(agents, outputs, strict=True):
         assert agent.returncode == 0, stderr
     reports = [json.loads(stdout) for stdout, _ in outputs if stdout.strip()]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import budget
 
 from avb_zoo.catalogue.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -311,7 +312,9 @@ def test_history_and_time_limit(tmp_path):
 
 def test_cli_engine_options(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "avb_zoo.cli", *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "avb_zoo.cli", *args], capture_output=True, text=True, timeout=budget(300)
+        )
 
     done = cli("train", "toy-vae", "--out", str(tmp_path / "a"), "--max-steps", "3", "--noise", "device", "--json")
     assert done.returncode == 0, done.stderr

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from budget import budget
 from click.testing import CliRunner
 from hub_fixtures import TEST_TOKEN
 from hub_server import HubServer
@@ -247,7 +248,7 @@ def run_case(c: Case, ctx: Ctx, env: dict[str, str]) -> tuple[int, str, str, Bas
     argv = [str(a) for a in c.build(ctx)]
     if c.subprocess:
         done = subprocess.run(
-            [sys.executable, "-m", "avb_zoo.cli", *argv], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "avb_zoo.cli", *argv], env=env, capture_output=True, text=True, timeout=budget(120)
         )
         return done.returncode, done.stdout, done.stderr, None
     from avb_zoo.cli import main

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from onnx_models import exported
 from PIL import Image
@@ -141,12 +142,12 @@ def test_cli_warnings_are_one_line(mnist, digits, tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=budget(120),
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines == [
         f"warning: {tmp_path / 'd.png'}: 56x56 resized to 28x28",
         f"warning: {tmp_path / 'd.png'}: 1 of 1 image(s) look inverted (white background; image 0); the models "
-        "expect white digits on black: use 1 - x (or 255 - pixels)",
+        "expect white digits on black: pass --invert (or use 1 - x, 255 - pixels)",
     ]

@@ -4,7 +4,6 @@ start near zero, and configuration checks that name the offending field before a
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import torch
@@ -354,10 +353,9 @@ def test_config_errors_method_and_encoder_must_fit():
 def test_huge_sizes_are_rejected_before_allocation():
     """10^12 parameters (4 TB) are counted on the meta device and refused without allocating anything."""
     cfg = _with(TOY, "encoder.hidden", [1_000_000, 1_000_000])
-    start = time.perf_counter()
+    # no clock: had the 4 TB been allocated, the error would be the allocator's, not this count
     with pytest.raises(ConfigError, match=r"encoder would have 1,000,016,000,002 parameters \(limit"):
         AVBModel(cfg)
-    assert time.perf_counter() - start < 2.0
     big_adv = _with(_with(MNIST_AC, "adversary.feature_dim", 1_000_000), "adversary.hidden", [1000])
     with pytest.raises(ConfigError, match=r"adversary would have .* parameters"):
         AVBModel(big_adv)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from zoo_helpers import SMALL
@@ -84,7 +85,7 @@ def test_resolving_an_id_imports_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'huggingface_hub.hf_api' not in sys.modules, 'a catalogue copy that matches needs no Hub client'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=budget(120))
     assert result.returncode == 0, result.stderr
 
 
@@ -98,7 +99,7 @@ def test_registry_knows_nothing_of_the_hub_and_workers_are_plain_modules() -> No
         "from avb_zoo.training.trainer import train\n"
         "assert avb_zoo.train is train and avb_zoo.make.__module__ == 'avb_zoo.modelling.factory'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=budget(120))
     assert result.returncode == 0, result.stderr
     assert not Path(avb_zoo.__file__).with_name("train.py").exists()
     imports = [
@@ -112,5 +113,7 @@ def test_registry_knows_nothing_of_the_hub_and_workers_are_plain_modules() -> No
         if i.startswith(("from avb_zoo.hub", "import avb_zoo.hub", "from avb_zoo.modelling", "import torch"))
     ]
     for module, command in (("avb_zoo.training", "train"), ("avb_zoo.evaluation", "eval")):
-        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=budget(120)
+        )
         assert out.returncode == 0 and command.upper() not in out.stderr, out.stderr

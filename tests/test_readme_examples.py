@@ -88,11 +88,11 @@ def all_blocks(*langs: str) -> list[Block]:
 
 
 def shell_commands(block: str) -> list[list[str]]:
-    """Every command of a shell block as words: continuations joined, ``&&`` chains split, comments and leading
-    VAR=value assignments dropped."""
+    """Every command of a shell block as words: continuations joined, ``&&`` and ``||`` chains split, comments and
+    leading VAR=value assignments dropped."""
     out = []
     for line in block.replace("\\\n", " ").splitlines():
-        for part in line.split("&&"):
+        for part in re.split(r"&&|\|\|", line):
             words = shlex.split(part, comments=True)
             while words and ENV.match(words[0]):
                 words = words[1:]
@@ -288,6 +288,46 @@ def test_first_hour_runs_as_written(tmp_path, monkeypatch):
             assert done.exit_code == 0, (args, done.output)
     for made in ("digits.npy", "z.npy", "recon.png", "samples.jpg", "runs/mnist/losses.png"):
         assert (tmp_path / made).is_file(), made
+
+
+def _first_hour() -> str:
+    (block,) = [b.text for b in code_blocks(README) if b.lang == "bash" and b.before.startswith(FIRST_HOUR)]
+    return block
+
+
+def test_first_hour_follows_the_quick_start_and_names_its_offline_data():
+    """The block starts in the Quick start's environment, and its offline fallback is a folder the clone has."""
+    lines = _first_hour().splitlines()
+    assert lines[0].split("#")[0].split() == [".", ".venv/bin/activate"]
+    fallback = re.search(r'\|\| export AVB_ZOO_DATA="\$PWD/(?P<dir>[^"]+)"', lines[1])
+    assert fallback and (ROOT / fallback["dir"] / "MD5SUMS").is_file()
+
+
+@pytest.mark.slow
+def test_first_hour_runs_offline_in_bash_as_written(tmp_path):
+    """The block itself, run by bash in a folder laid out like the clone after the Quick start, with no network:
+    the download fails (naming every way to give MNIST), the block goes on with the committed subset."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    bindir = Path(sys.executable).parent
+    (tmp_path / ".venv" / "bin" / "activate").write_text(f'export PATH="{bindir}:$PATH"\n')
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "mnist-subset").symlink_to(SUBSET)
+    env = {k: v for k, v in os.environ.items() if k not in ("AVB_ZOO_DATA", "AVB_ZOO_MNIST_MIRRORS")}
+    env.update(
+        AVB_ZOO_MNIST_MIRRORS="http://127.0.0.1:9/",  # nothing listens on port 9: the download fails at once
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        OMP_NUM_THREADS="1",
+    )
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", _first_hour()], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "AVB_ZOO_DATA=tests/data/mnist-subset" in done.stderr and "--mirror" in done.stderr
+    for made in ("digits.npy", "z.npy", "recon.png", "samples.jpg", "runs/mnist/losses.png"):
+        assert (tmp_path / made).is_file(), made
+    assert not (tmp_path / "cache" / "avb-zoo" / "mnist").exists()  # the failed download left no empty folder
 
 
 def test_the_models_table_is_generated_from_the_shipped_models():

@@ -79,9 +79,11 @@ def test_not_found_errors_name_the_problem_and_suggest(registry) -> None:
         avb_zoo.spec("acne/mnist-avb-v1")
     with pytest.raises(NamespaceNotFound, match="entry-point group 'avb_zoo.models'"):
         avb_zoo.spec("zzz/mnist-avb-v1")
-    with pytest.raises(VersionNotFound, match="acme/mnist-avb has v1, v3; use acme/mnist-avb-v3"):
+    with pytest.raises(
+        VersionNotFound, match=r"acme/mnist-avb has v1 \(no weights\), v3 \(no weights\); use acme/mnist-avb-v3"
+    ):
         avb_zoo.spec("acme/mnist-avb-v4")
-    with pytest.raises(VersionNotFound, match="deprecated or was removed.*use acme/mnist-avb-v3"):
+    with pytest.raises(VersionNotFound, match="not found: acme/mnist-avb has v1.*; use acme/mnist-avb-v3"):
         avb_zoo.spec("acme/mnist-avb-v2")
     with pytest.raises(ModelNotFound, match="is not a model id"):
         avb_zoo.spec("no spaces-v1")

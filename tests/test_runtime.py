@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from onnx_models import exported
 from PIL import Image
@@ -60,7 +61,7 @@ def test_encode_and_sample_never_import_torch(mnist, digits, tmp_path):
         """
     )
     argv = json.dumps([[str(a) for a in run] for run in runs])
-    done = subprocess.run([sys.executable, "-c", script, argv], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script, argv], capture_output=True, text=True, timeout=budget(120))
     assert done.returncode == 0, done.stderr
     assert "torch-free" in done.stdout
     assert np.load(tmp_path / "z.npy").shape == (6, 8)

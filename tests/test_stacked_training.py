@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import budget
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.stacked as stacked_module
@@ -142,7 +143,7 @@ def test_seed_lists(text, seeds):
 
 def run_cli(*args: object) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", "from avb_zoo.cli import main; main()", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=budget(300))
 
 
 def test_the_command_writes_one_run_folder_per_seed(tmp_path):

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from budget import budget
 
 from avb_zoo.data.toy import TOY_POINTS
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
@@ -25,7 +26,7 @@ from avb_zoo.modelling.factory import load
 
 def train_with_command(recipe: str, out: Path) -> None:
     cmd = [sys.executable, "-m", "avb_zoo.cli", "train", recipe, "--device", "cpu", "--out", str(out), "--quiet"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=budget(900))
     assert done.returncode == 0, done.stderr
 
 

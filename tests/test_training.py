@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import budget
 from toy_fixtures import single_thread  # noqa: F401 (autouse: one torch thread)
 
 import avb_zoo.training.step as step_module
@@ -130,7 +131,7 @@ def test_sigkill_and_resume_equals_the_uninterrupted_run(tmp_path, recipe, batch
     assert killed_at in (20, 40)
 
     resumed = _cli(*args, "--resume")
-    stdout, stderr = resumed.communicate(timeout=300)
+    stdout, stderr = resumed.communicate(timeout=budget(300))
     assert resumed.returncode == 0, stderr
     assert "to step 60" in stdout
     whole = tmp_path / "whole"
@@ -226,14 +227,14 @@ def test_unwritable_output_folder(tmp_path):
 
 def test_cli_errors_are_one_line_with_exit_1(tmp_path):
     proc = _cli("train", "nope")
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=budget(120))
     assert proc.returncode == 1
     assert stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and "'nope'" in stderr, stderr
     blocker = tmp_path / "file"
     blocker.write_text("x")
     proc = _cli("train", "toy-avb", "--out", str(blocker / "run"), "--max-steps", "1")
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=budget(120))
     assert proc.returncode == 1 and len(stderr.strip().splitlines()) == 1 and "not writable" in stderr, stderr
 
 

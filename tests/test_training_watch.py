@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from PIL import Image
 
@@ -72,7 +73,7 @@ def test_sigterm_stops_the_command_like_ctrl_c_and_the_printed_command_resumes(t
     while not read_history(out, missing_ok=True) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=budget(60))
     assert proc.returncode == 130, stderr
     match = re.search(r"stopped at the checkpoint of step (\d+) in ", stderr)
     assert match, stderr

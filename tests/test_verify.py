@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from avb_zoo.cli import main
+from budget import budget
 from click.testing import CliRunner
 from hub_fixtures import HubFixture, hub_server  # noqa: F401
 from onnx import numpy_helper
@@ -95,7 +96,7 @@ def test_verify_imports_no_torch() -> None:
         "try:\n    main(['verify', 'toy-avb'])\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
         "assert 'torch' not in sys.modules\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=budget(120))
     assert result.returncode == 0, result.stderr
 
 

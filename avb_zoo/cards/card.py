@@ -242,11 +242,11 @@ def render_model_card(
     if SAMPLE_GRID in files:
         lines += ["## Samples", "", f"![samples from the prior]({SAMPLE_GRID})", ""]
         lines += ["Pixel probabilities of 64 draws z ~ N(0, I), seed 0.", ""]
-    lines += ["## Usage", "", "With onnxruntime alone (no torch):", "", "```python"]
-    lines += ["from avb_zoo.runtime import Sampler"]
-    lines += ["", f'sampler = Sampler("hf-hub:{repo_id}")  # files checked against the Hub\'s sha256']
-    lines += ["probs = sampler.sample(16, seed=0)  # [16, x_dim] pixel probabilities", "```", ""]
-    if has_onnx:
+    lines += ["## Usage", ""]
+    if has_onnx:  # the runtime needs the graphs: a repo without them is promised to torch alone
+        lines += ["With onnxruntime alone (no torch):", "", "```python", "from avb_zoo.runtime import Sampler"]
+        lines += ["", f'sampler = Sampler("hf-hub:{repo_id}")  # files checked against the Hub\'s sha256']
+        lines += ["probs = sampler.sample(16, seed=0)  # [16, x_dim] pixel probabilities", "```", ""]
         lines += ["or with onnxruntime itself, from the files of this repo:", "", "```python"]
         lines += ["import numpy as np, onnxruntime as ort", "", 'session = ort.InferenceSession("onnx/sampler.onnx")']
         lines += [f"z = np.random.default_rng(0).standard_normal((16, {config.get('latent_dim')}), dtype=np.float32)"]
@@ -254,9 +254,14 @@ def render_model_card(
     lines += ["With torch:", "", "```python", "from avb_zoo import AVBModel", ""]
     lines += [f'model = AVBModel.from_pretrained("{repo_id}")  # eval mode, files sha256-checked']
     lines += ["probs = model.sample(16)  # pixel probabilities of 16 samples from the prior", "```", ""]
-    lines += ["From the command line:", "", "```bash", f"avb-zoo sample hf-hub:{repo_id} -n 64 --out samples.png"]
-    lines += [f"avb-zoo verify hf-hub:{repo_id}  # the ONNX graphs against their test data"] if has_onnx else []
-    lines += [f"avb-zoo pull {model_id}  # from the zoo's catalogue" if model_id else "", "```", ""]
+    if has_onnx:
+        lines += ["From the command line:", "", "```bash", f"avb-zoo sample hf-hub:{repo_id} -n 64 --out samples.png"]
+        lines += [f"avb-zoo verify hf-hub:{repo_id}  # the ONNX graphs against their test data", "```", ""]
+    else:
+        lines += [
+            "This repo holds no ONNX graphs: it serves torch only, not onnxruntime (`avb-zoo export` adds them).",
+            "",
+        ]
     if training:
         lines += ["## Training", "", "```bash", str(training.get("command", "-")), "```", ""]
         seconds = training.get("seconds")

@@ -394,13 +394,64 @@ def _default_version(ns: str | None, name: str) -> int:
     return (released or versions)[-1]
 
 
+def is_latest(found: ModelSpec) -> bool:
+    """Whether ``found`` is what its name without a version means: the one meaning of "latest" that resolution,
+    ``avb-zoo list`` and every suggestion share (the newest version with weights, else the newest recipe)."""
+    _load_catalogue()
+    _load_plugins()
+    return _default_version(found.namespace, found.name) == found.version
+
+
+def usable_instead(found: ModelSpec) -> str:
+    """For a version with no weights: ``; use NAME-vK (...)`` naming the version its bare name means, when that one
+    has weights, and the command that trains this one from its recipe."""
+    _load_catalogue()
+    _load_plugins()
+    default = registry[get_model_id(found.namespace, found.name, _default_version(found.namespace, found.name))]
+    parts = []
+    if default.has_weights and default.id != found.id:
+        parts.append(f"use {default.id} (the latest version with weights)")
+    if found.recipe is not None:
+        parts.append(f"train it: avb-zoo train {found.id}")
+    return "; " + ", or ".join(parts) if parts else ""
+
+
 def _hint(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    return f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    """A did-you-mean for ``word`` among ``choices``, ignoring case (``MNIST-AVB-AC`` finds ``mnist-avb-ac``)."""
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        lowered.setdefault(choice.lower(), choice)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(repr(lowered[c]) for c in close)}?" if close else ""
+
+
+def _lower_case_id(model_id: str) -> str | None:
+    """``model_id`` in lower case when that is a registered id or name (``Toy-AVB-V1`` -> ``toy-avb-v1``)."""
+    try:
+        ns, name, version = parse_model_id(model_id.lower())
+    except ModelNotFound:
+        return None
+    versions = _versions(ns, name)
+    if versions and (version is None or version in versions):
+        return get_model_id(ns, name, version)
+    return None
+
+
+def _version_list(ns: str | None, name: str) -> str:
+    """``v1, v2 (a recipe, no weights yet)``: every version, the ones that cannot be pulled said so."""
+    marks = []
+    for v in _versions(ns, name):
+        found = registry[get_model_id(ns, name, v)]
+        why = (
+            "" if found.has_weights else " (a recipe, no weights yet)" if found.recipe is not None else " (no weights)"
+        )
+        marks.append(f"v{v}{why}")
+    return ", ".join(marks)
 
 
 def _not_found(model_id: str, ns: str | None, name: str, version: int | None) -> ModelNotFound:
-    """The most specific error for an id that is not registered, with a "did you mean" hint."""
+    """The most specific error for an id that is not registered, with a "did you mean" hint that points only at
+    what can be used: for a missing version, the version the bare name means."""
     see = " Run `avb-zoo list` (or avb_zoo.pprint_registry()) to see every registered model."
     namespaces = sorted({s.namespace for s in registry.values() if s.namespace is not None})
     if ns is not None and ns not in namespaces:
@@ -411,6 +462,9 @@ def _not_found(model_id: str, ns: str | None, name: str, version: int | None) ->
         return NamespaceNotFound(f"namespace {shown(ns)} not found (in {shown(model_id)}).{hint}")
     versions = _versions(ns, name)
     if not versions:
+        right = _lower_case_id(model_id)
+        if right is not None:  # only the case differs: name the id as it is registered
+            return NameNotFound(f"model {shown(model_id)} not found: ids are lower case. Did you mean: {shown(right)}?")
         names = sorted({s.name for s in registry.values() if s.namespace == ns})
         hint = _hint(name, names)
         elsewhere = sorted(get_model_id(s.namespace, s.name, None) for s in registry.values() if s.name == name)
@@ -418,11 +472,9 @@ def _not_found(model_id: str, ns: str | None, name: str, version: int | None) ->
             hint += f" It is registered as {', '.join(sorted(set(elsewhere)))}."
         where = f" in namespace {shown(ns)}" if ns is not None else ""
         return NameNotFound(f"model {shown(name)} not found{where}.{hint}{see}")
-    latest = get_model_id(ns, name, versions[-1])
-    have = ", ".join(f"v{v}" for v in versions)
-    if version is not None and version > versions[-1]:
-        return VersionNotFound(f"{shown(model_id)} not found: {get_model_id(ns, name, None)} has {have}; use {latest}")
-    return VersionNotFound(f"{shown(model_id)} is deprecated or was removed ({have} remain); use {latest} instead")
+    latest = get_model_id(ns, name, _default_version(ns, name))
+    have = _version_list(ns, name)
+    return VersionNotFound(f"{shown(model_id)} not found: {get_model_id(ns, name, None)} has {have}; use {latest}")
 
 
 def _import_module(ref: ModelId) -> None:

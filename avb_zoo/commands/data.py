@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from avb_zoo.commands.support import example
+from avb_zoo.commands.support import example, print_json
 
 DATASETS = click.Choice(["mnist"])
 
@@ -21,7 +21,8 @@ def data() -> None:
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=None, help="Where to put the files.")
 @click.option("--mirror", "mirrors", multiple=True, help="Base URL to fetch from instead of the canonical mirrors.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per request.")
-def download(dataset: str, folder: str | None, mirrors: tuple[str, ...], timeout: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def download(dataset: str, folder: str | None, mirrors: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Download DATASET's files into --dir (default: $AVB_ZOO_DATA, else ~/.cache/avb-zoo/mnist).
 
     Every file is md5-checked against the published MNIST; files already there and intact are kept, and a
@@ -30,6 +31,9 @@ def download(dataset: str, folder: str | None, mirrors: tuple[str, ...], timeout
     from avb_zoo.data.mnist import MNIST_MD5, download_mnist
 
     root = download_mnist(folder, mirrors=list(mirrors) or None, timeout=timeout)
+    if as_json:
+        print_json({"dataset": dataset, "files": sorted(MNIST_MD5), "dir": str(root), "md5_checked": True})
+        return
     click.echo(f"{dataset}: {len(MNIST_MD5)} files in {root}, md5-checked")
 
 
@@ -48,8 +52,17 @@ def download(dataset: str, folder: str | None, mirrors: tuple[str, ...], timeout
     is_flag=True,
     help="Take them from the test split's first 64 digits, which ship with the package (no download).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def digits(
-    split: str, count: int, start: int, out: str, fmt: str, labels_out: str | None, folder: str | None, bundled: bool
+    split: str,
+    count: int,
+    start: int,
+    out: str,
+    fmt: str,
+    labels_out: str | None,
+    folder: str | None,
+    bundled: bool,
+    as_json: bool,
 ) -> None:
     """Write N MNIST digits of a split (from --start) as the input of encode and reconstruct.
 
@@ -84,5 +97,8 @@ def digits(
     if labels_path is not None:
         files[labels_path] = npy_bytes(labels.astype("int64"))
     write_all(files)
+    if as_json:
+        print_json({"split": split, "start": start, "count": count, "files": sorted(str(p) for p in files)})
+        return
     where = out_path if as_array else f"{out_path}/ ({count} files)"
     click.echo(f"wrote {split} digits {start}..{start + count - 1} to {where}")

@@ -52,13 +52,17 @@ def export_graphs(
 @click.command("export-web")
 @click.argument("id_or_dir")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the page (new, or a page).")
-def export_web(id_or_dir: str, out: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def export_web(id_or_dir: str, out: str, as_json: bool) -> None:
     """Write a static browser page for the model in ID_OR_DIR: index.html, its script, the model's sampler and
     encoder graphs and config, and onnxruntime-web (prepared once by `avb-zoo web-runtime`). Any static host
     serves the folder; `avb-zoo serve` does so on 127.0.0.1."""
     from avb_zoo.web.bundle import export_web as write_page
 
     folder = write_page(id_or_dir, out)
+    if as_json:
+        print_json({"page": str(folder)})
+        return
     click.echo(f"wrote the page to {folder}; serve it with `avb-zoo serve {folder}`")
 
 
@@ -91,9 +95,13 @@ def serve(id_or_dir: str, port: int, isolated: bool) -> None:
 
 @example("avb-zoo web-runtime")
 @click.command("web-runtime")
-def web_runtime() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def web_runtime(as_json: bool) -> None:
     """Fetch onnxruntime-web at the pinned version with npm (once), check it, and keep it for export-web."""
     from avb_zoo.web.vendor import ORT_WEB_VERSION, prepare
 
     folder = prepare()
+    if as_json:
+        print_json({"onnxruntime_web": ORT_WEB_VERSION, "folder": str(folder)})
+        return
     click.echo(f"onnxruntime-web {ORT_WEB_VERSION} is ready in {folder}")

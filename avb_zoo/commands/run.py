@@ -10,6 +10,11 @@ from avb_zoo.commands.support import example, print_json
 
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+invert_option = click.option(
+    "--invert", is_flag=True, help="Take 1 - x: dark ink on white paper becomes the models' white digits on black."
+)
+
 
 def grid_options(command: Any) -> Any:
     """--scale and --labels/--no-labels of the commands that write an image grid."""
@@ -53,8 +58,18 @@ def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
 @click.option("--moments", "moments_out", default=None, help="Also write the mean and variance of q(z|x) (.npz).")
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@invert_option
+@json_option
 def encode(
-    id_or_dir: str, input_path: str, out: str, samples: int, seed: int, moments_out: str | None, provider: str
+    id_or_dir: str,
+    input_path: str,
+    out: str,
+    samples: int,
+    seed: int,
+    moments_out: str | None,
+    provider: str,
+    invert: bool,
+    as_json: bool,
 ) -> None:
     """Encode INPUT (.npy N x 784 or N x 28 x 28, floats in [0, 1] or uint8; an image or a folder of images)."""
     import io
@@ -68,7 +83,7 @@ def encode(
     out_path = check_suffix(out, ".npy", "--out")
     moments_path = check_suffix(moments_out, ".npz", "--moments") if moments_out else None
     encoder = Encoder(id_or_dir, providers=provider)
-    x = load_images(input_path, encoder.image_shape)
+    x = load_images(input_path, encoder.image_shape, invert=invert)
     z = encoder.encode(x, samples=samples, seed=seed)
     files[out_path] = npy_bytes(z)
     if moments_path is not None:
@@ -77,6 +92,17 @@ def encode(
         np.savez(buffer, mean=mean, var=var)
         files[moments_path] = buffer.getvalue()
     write_all(files)
+    if as_json:
+        print_json(
+            {
+                "images": len(x),
+                "out": str(out_path),
+                "shape": list(z.shape),
+                "moments": str(moments_path) if moments_path else None,
+                "provider": encoder.providers[0],
+            }
+        )
+        return
     click.echo(f"encoded {len(x)} image(s) to {out_path} {list(z.shape)} on {encoder.providers[0]}")
 
 
@@ -96,6 +122,7 @@ def encode(
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
 @grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@json_option
 def sample(
     id_or_dir: str,
     count: int,
@@ -107,6 +134,7 @@ def sample(
     scale: int,
     labels: bool,
     provider: str,
+    as_json: bool,
 ) -> None:
     """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
     (--npy). A posterior sampler (a model with no input x, such as Eight Schools) writes its draws with --npy."""
@@ -123,7 +151,7 @@ def sample(
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     sampler = open_sampler(id_or_dir, providers=provider)
     if isinstance(sampler, PosteriorSampler):
-        _write_posterior_draws(sampler, count, seed, out_path, npy_path)
+        _write_posterior_draws(sampler, count, seed, out_path, npy_path, as_json)
         return
     if out_path is not None:
         check_grid(count, columns, sampler.image_shape, scale)  # before any sampling
@@ -136,10 +164,15 @@ def sample(
     if npy_path is not None:
         files[npy_path] = npy_bytes(images)
     write_all(files)
+    if as_json:
+        print_json({"samples": count, "files": [str(p) for p in files], "seed": seed, "binarized": binarize})
+        return
     click.echo(f"wrote {count} sample(s) to {' and '.join(str(p) for p in files)}")
 
 
-def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | None, npy_path: Any | None) -> None:
+def _write_posterior_draws(
+    sampler: Any, count: int, seed: int, out_path: Any | None, npy_path: Any | None, as_json: bool = False
+) -> None:
     """``avb-zoo sample`` for a posterior sampler: its draws [count, latent_dim] to --npy (it makes no images)."""
     from avb_zoo.errors import InputError
     from avb_zoo.runtime.outputs import npy_bytes, write_all
@@ -152,6 +185,9 @@ def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | 
     draws = sampler.draw(count, seed=seed)
     write_all({npy_path: npy_bytes(draws)})
     names = sampler.parameter_names
+    if as_json:
+        print_json({"draws": count, "shape": [count, sampler.latent_dim], "parameters": names, "npy": str(npy_path)})
+        return
     order = f" ({', '.join(names)})" if names else ""
     click.echo(f"wrote {count} posterior draw(s) [{count}, {sampler.latent_dim}]{order} to {npy_path}")
 
@@ -165,8 +201,19 @@ def _write_posterior_draws(sampler: Any, count: int, seed: int, out_path: Any | 
 @click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
 @grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@invert_option
+@json_option
 def reconstruct(
-    id_or_dir: str, input_path: str, out: str, seed: int, npy_out: str | None, scale: int, labels: bool, provider: str
+    id_or_dir: str,
+    input_path: str,
+    out: str,
+    seed: int,
+    npy_out: str | None,
+    scale: int,
+    labels: bool,
+    provider: str,
+    invert: bool,
+    as_json: bool,
 ) -> None:
     """Encode INPUT and decode it again (pixel probabilities), with onnxruntime; pairs of input | reconstruction."""
     from avb_zoo.runtime import Encoder, Sampler, load_images
@@ -178,10 +225,13 @@ def reconstruct(
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
     encoder = Encoder(id_or_dir, providers=provider)
     sampler = Sampler(encoder.folder, providers=provider)
-    x = load_images(input_path, encoder.image_shape)
+    x = load_images(input_path, encoder.image_shape, invert=invert)
     recon = sampler.probabilities(encoder.encode(x, seed=seed))
     files = {out_path: image_bytes(reconstruction_grid(x, recon, encoder.image_shape, scale, labels), fmt)}
     if npy_path is not None:
         files[npy_path] = npy_bytes(recon)
     write_all(files)
+    if as_json:
+        print_json({"images": len(x), "files": [str(p) for p in files]})
+        return
     click.echo(f"reconstructed {len(x)} image(s) into {out_path}")

@@ -15,7 +15,7 @@ from avb_zoo.commands.support import example, launch_options, launch_settings, p
 @click.argument("model_id")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/ID).")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
-@click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Stop after this many steps in all.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all (at least 1).")
 @click.option(
     "--max-minutes",
     type=click.FloatRange(min=0, min_open=True),
@@ -90,11 +90,12 @@ def train(
 
     from avb_zoo.catalogue.recipes import find_recipe
     from avb_zoo.compute.device import resolve_device
-    from avb_zoo.training.options import check_train_options
+    from avb_zoo.training.options import check_max_steps, check_train_options
     from avb_zoo.training.trainer import check_resume
     from avb_zoo.training.trainer import train as run_training
 
     recipe = find_recipe(model_id)
+    check_max_steps(max_steps)
     out = out or f"runs/{recipe.id}"
     settings = launch_settings(launch)
     check_train_options(

@@ -35,16 +35,16 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 @click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 def list_models(as_json: bool) -> None:
-    """List the registered models (catalogue and plugins) with versions, weights and metrics."""
-    from avb_zoo.catalogue.registry import all_specs
+    """List the registered models (catalogue and plugins) with versions, weights and metrics.
+
+    LATEST marks the version a name without one means: the newest with weights (else the newest recipe).
+    """
+    from avb_zoo.catalogue.registry import all_specs, is_latest
 
     specs = all_specs()
     if as_json:
         print_json([s.to_dict() for s in specs])
         return
-    latest: dict[tuple[str | None, str], int] = {}
-    for s in specs:
-        latest[(s.namespace, s.name)] = max(s.version, latest.get((s.namespace, s.name), 0))
     rows = [("ID", "LATEST", "METHOD", "DATA", "WEIGHTS", "METRICS")]
     for s in specs:
         weights = f"{s.hub_repo_id}@{s.hub_revision or 'main'}" if s.hub_repo_id else "-"
@@ -53,7 +53,7 @@ def list_models(as_json: bool) -> None:
         rows.append(
             (
                 s.id,
-                "yes" if latest[(s.namespace, s.name)] == s.version else "no",
+                "yes" if is_latest(s) else "no",
                 str(s.kwargs.get("method", "-")),
                 str((s.kwargs.get("data") or {}).get("name", "-")),
                 weights,
@@ -156,19 +156,50 @@ def pull(model_id: str, revision: str | None, cache_dir: str | None, offline: bo
 @click.option("--private", is_flag=True, help="Create the repo as private.")
 @click.option("--revision", default=None, help="Branch to commit to (default: main).")
 @click.option("--commit-message", default=None, help="Commit message.")
+@click.option(
+    "--no-export", is_flag=True, help="Refuse a folder without ONNX graphs instead of exporting and verifying them."
+)
+@click.option("--torch-only", is_flag=True, help="Publish without ONNX graphs; the card then offers torch alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print the commit URL and the files' sha256 as JSON.")
 def push(
-    folder: str, repo_id: str, private: bool, revision: str | None, commit_message: str | None, as_json: bool
+    folder: str,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    commit_message: str | None,
+    no_export: bool,
+    torch_only: bool,
+    as_json: bool,
 ) -> None:
     """Publish the model FOLDER to the Hub as one commit with a generated model card; prints the commit URL.
 
-    The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects another Hub.
+    A folder without ONNX graphs (a save_pretrained folder, a run never exported: no onnx/) gets them first,
+    exported and checked against PyTorch as `avb-zoo export FOLDER` does, so that the pushed model samples and
+    encodes with onnxruntime as its card says; an onnx/ without its verification report is refused, naming the
+    command to run. The token comes from HF_TOKEN (or `hf auth login`); HF_ENDPOINT selects
+    another Hub.
     """
+    import shlex
     from pathlib import Path
 
+    from avb_zoo.errors import ExportError
     from avb_zoo.hub.hashes import sha256_file
-    from avb_zoo.hub.upload import push_files, push_skipped
+    from avb_zoo.hub.upload import check_target, push_files, push_skipped
+    from avb_zoo.modelling.publishing import has_graphs
     from avb_zoo.modelling.publishing import push as push_folder
+
+    check_target(repo_id, revision)
+    if not torch_only and not has_graphs(folder):
+        command = f"avb-zoo export {shlex.quote(folder)}"
+        if no_export or Path(folder, "onnx").exists():  # never write into an onnx/ this command did not vet
+            raise ExportError(
+                f"{folder} holds no verified ONNX graphs, so the pushed model could not sample or encode with "
+                f"onnxruntime: run `{command}` first (or push with --torch-only)"
+            )
+        click.echo(f"{folder} holds no ONNX graphs: exporting and verifying them first ({command})", err=True)
+        from avb_zoo.export import export_folder
+
+        export_folder(folder)
 
     skipped = push_skipped(Path(folder))
     for rel, why in skipped.items():

@@ -7,6 +7,7 @@ valid = training images [:5000], test = t10k (10,000). Images are returned as ui
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -132,6 +133,16 @@ def _fetch_verified(url: str, dest: Path, expected_md5: str, timeout: float) -> 
         tmp.unlink(missing_ok=True)
 
 
+def ways_to_give_mnist(root: Path) -> str:
+    """Every way to give the MNIST files, in one sentence: what a failed download or a missing file ends with."""
+    return (
+        f"Give MNIST one of these ways: `avb-zoo data download mnist --dir {shlex.quote(str(root))}` online; "
+        "`--mirror URL` for another server or a folder of the four .gz files (file:///path/); "
+        f"{ENV_VAR}=FOLDER (or --data-dir, --dir) for files you have; offline, a clone of the repository "
+        f"carries a 550-image subset: {ENV_VAR}=tests/data/mnist-subset"
+    )
+
+
 def download_mnist(
     root: str | Path | None = None,
     mirrors: Sequence[str] | None = None,
@@ -145,10 +156,22 @@ def download_mnist(
     """
     root = resolve_data_dir(root)
     mirrors = tuple(default_mirrors() if mirrors is None else mirrors)
+    made = [p for p in (root, *root.parents) if not p.exists()]  # removed again if the download fails
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{root}: cannot create the MNIST folder ({exc}); set {ENV_VAR} to a writable folder") from None
+    try:
+        _download_files(root, mirrors, timeout, files)
+    except BaseException:
+        for folder in made:  # deepest first: a failed download leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return root
+
+
+def _download_files(root: Path, mirrors: Sequence[str], timeout: float, files: Mapping[str, str]) -> None:
     for name, expected in files.items():
         dest = root / name
         if dest.is_file() and file_md5(dest) == expected.lower():
@@ -175,9 +198,9 @@ def download_mnist(
             raise DataError(
                 f"{dest}: could not download {name} from any mirror: "
                 + ("; ".join(failures) or "no mirrors given")
-                + f". Put the MNIST files in a folder and set {ENV_VAR} to it"
+                + ". "
+                + ways_to_give_mnist(root)
             )
-    return root
 
 
 def _split_sizes(n_train_file: int) -> tuple[int, int]:
@@ -202,11 +225,7 @@ def _ensure_present(root: Path, names: Iterable[str], download: bool) -> None:
         missing = [n for n in missing if not (root / n).is_file()]
     if missing:
         where = "does not exist" if not root.is_dir() else "lacks"
-        raise DataError(
-            f"MNIST folder {root} {where}: missing {', '.join(missing)}. "
-            f"Set {ENV_VAR} to a folder with the MNIST files, or fetch them: "
-            f"avb-zoo data download mnist --dir {shlex.quote(str(root))}"
-        )
+        raise DataError(f"MNIST folder {root} {where}: missing {', '.join(missing)}. {ways_to_give_mnist(root)}")
 
 
 IMAGES_MAGIC = 0x00000803  # uint8, three dimensions [N, 28, 28]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avb_zoo.catalogue.names import check_repo_id
+from avb_zoo.catalogue.registry import usable_instead
 from avb_zoo.errors import CheckpointError, HubNotFound, HubRepoNotFound, HubUnreachable, shown
 from avb_zoo.hub.client import (
     Pulled,
@@ -124,7 +125,7 @@ def fetch_pinned(
     if spec.hub_repo_id is None:
         if spec.local_dir is not None and revision is None:
             return shipped(spec, "it has no Hub repo")
-        raise HubNotFound(f"{spec.id} has no Hub repo and the package ships no copy of it")
+        raise HubNotFound(f"{spec.id} has no weights (no Hub repo, no shipped copy){usable_instead(spec)}")
     repo_id = check_repo_id(spec.hub_repo_id)
     rev = revision or spec.hub_revision or "main"
     offline = offline or offline_mode()

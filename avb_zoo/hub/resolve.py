@@ -64,8 +64,15 @@ def pull(
     cache_dir: str | Path | None = None,
     offline: bool = False,
 ) -> Path:
-    """The local folder of ``model_id``'s files at ``revision`` (default: the catalogue's), each sha256-checked."""
-    return fetch(model_id, revision=revision, cache_dir=cache_dir, offline=offline).folder
+    """The local folder of ``model_id``'s files at ``revision`` (default: the catalogue's), each sha256-checked.
+
+    Where the files came from is logged on the ``avb_zoo`` logger, as ``avb-zoo pull`` prints it: a warning when
+    the copy the package ships stands in for the Hub's, so that nobody takes it for a fresh download.
+    """
+    pulled = fetch(model_id, revision=revision, cache_dir=cache_dir, offline=offline)
+    level = logging.WARNING if pulled.source == "shipped" else logging.INFO
+    logger.log(level, "%s from %s", pulled.id, pulled.detail)
+    return pulled.folder
 
 
 def _user_folder(path: Path) -> Pulled:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from avb_zoo.compute.rng import keyed_generator
-from avb_zoo.errors import ConfigError, shown
+from avb_zoo.errors import ConfigError, InputError, shown
 from avb_zoo.modelfile.config_file import suggestion
 from avb_zoo.modelfile.model_config import FORMAT_VERSION, METHODS, _check_value, validate_config  # noqa: F401
 from avb_zoo.modelling.networks.adversaries import ADVERSARIES
@@ -35,6 +35,50 @@ MAX_PARAMETERS = 200_000_000  # larger than any recipe by far; guards against co
 COMMON_FIELDS = ("x_dim", "latent_dim", "image_shape")
 BASIS_MOMENT_DRAWS = 65536  # noise draws behind a model's estimate of its basis-vector moments
 BASIS_MOMENT_KEY = "ac-basis-moments"  # the key of the generator they are drawn from
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def model_input(x: Any, x_dim: int, image_shape: Sequence[int] | None, source: str = "x") -> torch.Tensor:
+    """``x`` checked as the runtime checks its arrays, as a float tensor [N, x_dim] in [0, 1].
+
+    Takes a tensor or anything numpy reads: [N, x_dim], [N, H, W] (one channel) or [N, C, H, W]; uint8 0-255
+    (divided by 255), booleans, or finite floats in [0, 1]. Anything else is one InputError naming the problem,
+    never torch's own TypeError, and never a silent 0..255 float that would give codes hundreds of times too big.
+    """
+    if not isinstance(x, torch.Tensor):
+        import numpy as np
+
+        try:
+            array = np.asarray(x)
+        except (ValueError, TypeError) as err:
+            raise InputError(f"{source} is not a rectangular array: {err}") from None
+        if array.dtype.hasobject or not (array.dtype in (np.uint8, np.bool_) or array.dtype.kind == "f"):
+            raise InputError(f"{source} has dtype {array.dtype}; expected float values in [0, 1] or uint8 0-255")
+        x = torch.from_numpy(np.ascontiguousarray(array))
+    allowed = [(x_dim,)]
+    if image_shape is not None:
+        c, h, w = image_shape
+        allowed += [(c, h, w)] + ([(h, w)] if c == 1 else [])
+    if x.ndim < 2 or tuple(x.shape[1:]) not in allowed:
+        shapes = " or ".join("N x " + " x ".join(map(str, s)) for s in allowed)
+        raise InputError(f"{source} has shape {list(x.shape)}; expected {shapes}")
+    x = x.reshape(x.shape[0], x_dim)
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if x.dtype == torch.bool:
+        return x.float()
+    if x.dtype not in FLOAT_DTYPES:
+        raise InputError(f"{source} has dtype {x.dtype}; expected float values in [0, 1] or uint8 0-255")
+    if x.numel():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0])
+            raise InputError(f"{source} holds {int(bad.sum())} NaN or infinite value(s) (first in image {row})")
+        low, high = float(x.min()), float(x.max())
+        if low < 0.0 or high > 1.0:
+            hint = " (0-255 pixels: pass uint8, or divide by 255)" if high > 1.0 and high <= 255.0 else ""
+            raise InputError(f"{source} has values in [{low:g}, {high:g}]; float images must lie in [0, 1]{hint}")
+    return x
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -169,19 +213,36 @@ class AVBModel(PretrainedMixin, nn.Module):
         """z ~ p(z) = N(0, I) [n, latent_dim]."""
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
 
-    def encode(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """One sample z ~ q(z|x) per row of x."""
+    def checked_input(self, x: Any) -> torch.Tensor:
+        """``x`` as the model takes it ([N, x_dim] floats in [0, 1] on its device and dtype), checked the way the
+        runtime checks its arrays (see :func:`model_input`)."""
+        if self.x_dim == 0 and isinstance(x, torch.Tensor) and x.ndim == 2 and x.shape[1] == 0:
+            return x.to(self.device, self.dtype)  # an unconditional sampler (Eight Schools): x is empty
+        images = self.config.get("image_shape") if isinstance(self.decoder, BernoulliDecoder) else None
+        if not isinstance(self.decoder, BernoulliDecoder) and isinstance(x, torch.Tensor):
+            return x.to(self.device, self.dtype)
+        return model_input(x, self.x_dim, images).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def encode(self, x: Any, generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """One sample z ~ q(z|x) per row of x, detached (for people: training builds its own graph).
+
+        ``x``: a tensor or array, checked as the runtime's Encoder checks it (shape, dtype, range).
+        """
+        x = self.checked_input(x)
         if eps is None:
             eps = self.sample_noise(x.shape[0], generator)
         return self.encoder(x, eps)
 
+    @torch.no_grad()
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of p(x|z) [B, x_dim]."""
+        """Bernoulli logits of p(x|z) [B, x_dim], detached."""
         if not isinstance(self.decoder, BernoulliDecoder):
             raise ConfigError(f"decode_logits needs a Bernoulli decoder, this model has {type(self.decoder).__name__}")
-        return self.decoder(z)
+        z = torch.as_tensor(z)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or not z.dtype.is_floating_point:
+            raise InputError(f"z has shape {list(z.shape)} and dtype {z.dtype}; expected floats N x {self.latent_dim}")
+        return self.decoder(z.to(self.device, self.dtype))
 
     def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per example [B]."""
@@ -192,6 +253,11 @@ class AVBModel(PretrainedMixin, nn.Module):
         """Pixel probabilities sigmoid(logits(z)) for z ~ p(z): for people, so detached (no autograd graph)."""
         return torch.sigmoid(self.decode_logits(self.sample_prior(n, generator)))
 
+    def __repr__(self) -> str:
+        """One line (``print(model)``): what the model is, not its seventy lines of layers (``model.encoder``,
+        ``model.decoder`` and ``model.adversary`` print those)."""
+        return f"AVBModel({self.extra_repr()})"
+
     def extra_repr(self) -> str:
         """The model's id, method, sizes, parameter count and where it was loaded from (before its parts)."""
         n = sum(p.numel() for p in self.parameters())
@@ -200,8 +266,9 @@ class AVBModel(PretrainedMixin, nn.Module):
         parts += [f"adversary={'yes' if self.adversary is not None else 'no'}", f"source={self.source!r}"]
         return ", ".join(parts)
 
+    @torch.no_grad()
     def encoder_moments(
-        self, x: torch.Tensor, n_noise: int | None = None, generator: torch.Generator | None = None
+        self, x: Any, n_noise: int | None = None, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x) [B, d] each.
 
@@ -209,11 +276,14 @@ class AVBModel(PretrainedMixin, nn.Module):
         not depend on x; they are the model's own estimate (:meth:`basis_moments`, the same numbers that
         evaluation and the exported moments graph use). An unconditional sampler: the moments of its samples,
         from the same keyed estimate. ``n_noise`` or ``generator`` asks instead for a one-off estimate from
-        ``n_noise`` (default ``BASIS_MOMENT_DRAWS``) draws of ``generator`` (fresh ones when None).
+        ``n_noise`` (default ``BASIS_MOMENT_DRAWS``) draws of ``generator`` (fresh ones when None). Detached; ``x``
+        is checked as :meth:`encode` checks it. The first call per set of weights estimates the moments (seconds
+        on a CPU) and shows a bar on a terminal.
         """
         enc = self.encoder
         if not enc.has_moments:
             raise ConfigError(f"{type(enc).__name__} has no tractable moments (only AC and Gaussian encoders do)")
+        x = self.checked_input(x)
         if isinstance(enc, GaussianEncoder):
             mu, log_sigma = enc.gaussian(x)
             return mu, (2 * log_sigma).exp()
@@ -246,7 +316,7 @@ class AVBModel(PretrainedMixin, nn.Module):
             key, moments = cached
             if len(key) == len(weights) and all(torch.equal(k, w) for k, w in zip(key, weights, strict=True)):
                 return moments
-        moments = estimate_basis_moments(enc, BASIS_MOMENT_DRAWS, keyed_generator(BASIS_MOMENT_KEY))
+        moments = estimate_basis_moments(enc, BASIS_MOMENT_DRAWS, keyed_generator(BASIS_MOMENT_KEY), progress=None)
         self.__dict__["_basis_moments"] = ([w.clone() for w in weights], moments)
         return moments
 
@@ -270,21 +340,33 @@ class AVBModel(PretrainedMixin, nn.Module):
 
 @torch.no_grad()
 def estimate_basis_moments(
-    encoder: nn.Module, draws: int = BASIS_MOMENT_DRAWS, generator: torch.Generator | None = None, chunk: int = 4096
+    encoder: nn.Module,
+    draws: int = BASIS_MOMENT_DRAWS,
+    generator: torch.Generator | None = None,
+    chunk: int = 4096,
+    progress: bool | None = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (biased, as tf.nn.moments) variance over ``draws`` noise draws of a noise-basis encoder's basis
     vectors ([n_basis, d] each) or of an unconditional sampler's z ([d] each), float64 on the CPU.
 
     The encoder is evaluated in float32 on a CPU copy; chunks are merged with Chan's parallel update in float64,
-    so the result depends only on the weights, ``draws`` and the generator's draws.
+    so the result depends only on the weights, ``draws`` and the generator's draws. ``progress``: a bar (None:
+    when stderr is a terminal), since this takes seconds, up to tens of seconds on a busy CPU.
     """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
     enc = copy.deepcopy(encoder).to("cpu", torch.float32).eval()
     if isinstance(enc, NoiseBasisEncoder):
         draw = enc.basis_vectors
     else:
         draw = lambda eps: enc(eps.new_zeros(eps.shape[0], 0), eps)  # noqa: E731
     count, mean, m2 = 0, None, None
+    bar = tqdm(total=draws, desc="basis moments (once per set of weights)", disable=not show, leave=False)
     for start in range(0, draws, chunk):
+        bar.update(min(chunk, draws - start))
         n = min(chunk, draws - start)
         v = draw(torch.randn(n, enc.noise_dim, generator=generator)).double()
         c_mean, c_m2 = v.mean(0), v.var(0, unbiased=False) * n
@@ -296,6 +378,7 @@ def estimate_basis_moments(
         mean = mean + delta * (n / total)
         m2 = m2 + c_m2 + delta.square() * (count * n / total)
         count = total
+    bar.close()
     assert mean is not None and m2 is not None
     return mean, m2 / count
 

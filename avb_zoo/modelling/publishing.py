@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from avb_zoo.cards.publish import card_files, publish
 from avb_zoo.hub.upload import check_target, push_files
+from avb_zoo.modelfile.layout import REPORT
 from avb_zoo.modelling.factory import load
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.weights import ADVERSARY_FILE
 
-__all__ = ["folder_card_files", "push"]
+__all__ = ["folder_card_files", "has_graphs", "push"]
+
+logger = logging.getLogger("avb_zoo")
+
+
+def has_graphs(folder: str | Path) -> bool:
+    """Whether ``folder`` holds exported, verified ONNX graphs (their report), which the runtime needs."""
+    return REPORT in push_files(Path(folder))
 
 
 def _load_strictly(folder: str | Path) -> AVBModel:
@@ -40,6 +49,13 @@ def push(
     """
     check_target(repo_id, revision)
     model = _load_strictly(folder)
+    if not has_graphs(folder):
+        logger.warning(
+            "%s holds no ONNX graphs: the repo will serve torch only (its card says so); "
+            "`avb-zoo export %s` adds and verifies them, `avb-zoo push` does so itself",
+            folder,
+            folder,
+        )
     return publish(
         folder,
         model,

@@ -105,12 +105,15 @@ def _warn(message: str) -> None:
     warnings.warn(message, InputWarning, stacklevel=3)
 
 
+def _has_transparency(img: Any) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+
+
 def _grey_levels(img: Any, path: Path) -> np.ndarray:
     """float32 [H, W] in [0, 1] from any Pillow image: 16-bit grey scaled by 65535 (never clipped), colour made
-    grey (luma), transparency laid over white (like a viewer shows it; then an
-    inverted or empty image is caught by the inverted-image warning)."""
-    from PIL import Image
-
+    grey (luma). An image with transparent pixels is a drawing on a transparent sheet: its opacity is the ink,
+    white on black as the models expect, whatever colour the strokes are (laid over white, a white digit on a
+    transparent background would vanish)."""
     if img.mode in HIGH_DEPTH_MODES:
         levels = np.asarray(img, dtype=np.float64)
         top = HIGH_DEPTH_MODES[img.mode]
@@ -125,10 +128,10 @@ def _grey_levels(img: Any, path: Path) -> np.ndarray:
         if not np.isfinite(levels).all() or levels.min() < 0 or levels.max() > 1:
             raise InputError(f"{path} is a floating-point image with values outside [0, 1]; refused")
         return levels
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(base, rgba)
+    if _has_transparency(img):
+        alpha = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3] / np.float32(255)
+        if alpha.size and alpha.min() < 1.0:
+            return alpha
     return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255)
 
 
@@ -152,7 +155,9 @@ def _read_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
                     raise InputError(f"{path} is {img.size[0]}x{img.size[1]} pixels; the model takes {w}x{h}")
                 return np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
             notes = []
-            if img.mode not in ("L", "1", *HIGH_DEPTH_MODES):
+            if _has_transparency(img):
+                notes.append(f"{img.mode} read as ink where opaque")
+            elif img.mode not in ("L", "1", *HIGH_DEPTH_MODES):
                 notes.append(f"{img.mode} made grey")
             levels = _grey_levels(img, path)
             if levels.shape != (h, w):
@@ -182,19 +187,26 @@ def _warn_inverted(x: np.ndarray, image_shape: tuple[int, int, int], source: str
         which = ", ".join(map(str, bright[:5])) + (", ..." if bright.size > 5 else "")
         _warn(
             f"{source}: {bright.size} of {len(x)} image(s) look inverted (white background; image {which}); "
-            "the models expect white digits on black: use 1 - x (or 255 - pixels)"
+            "the models expect white digits on black: pass --invert (or use 1 - x, 255 - pixels)"
         )
 
 
-def load_images(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+def load_images(path: str | Path, image_shape: tuple[int, int, int], invert: bool = False) -> np.ndarray:
     """float32 [N, C*H*W] in [0, 1] from a .npy file, an image file Pillow reads (PNG, JPEG, ...), or a folder
-    of image files (in name order). Grey models take images of any size and mode (converted, with an
-    InputWarning); images that look inverted (white background) are taken with an InputWarning."""
+    of image files (in name order; other files in it are named in an InputWarning, not read). Grey models take
+    images of any size and mode (converted, with an InputWarning); images that look inverted (white background)
+    are taken with an InputWarning. ``invert`` takes 1 - x (dark ink on white paper made MNIST's white on black)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _readable_suffixes() and p.is_file())
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        files = [p for p in entries if p.suffix.lower() in _readable_suffixes() and p.is_file()]
+        skipped = [p.name for p in entries if p not in files]
         if not files:
             raise InputError(f"{path} holds no image files (.png, .jpg, ...)")
+        if skipped:
+            listed = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+            what = "entry" if len(skipped) == 1 else "entries"
+            _warn(f"{path}: skipped {len(skipped)} {what} that are no image files: {listed}")
         x = as_model_input(np.stack([_read_image(p, image_shape) for p in files]), image_shape, str(path))
     elif not path.is_file():
         raise InputError(f"{path} is not a regular file" if path.exists() else f"{path} does not exist")
@@ -204,6 +216,8 @@ def load_images(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarr
         x = as_model_input(_read_image(path, image_shape)[None], image_shape, str(path))
     else:
         raise InputError(f"{path}: expected a .npy array, an image file (.png, .jpg, ...) or a folder of images")
+    if invert:
+        x = np.float32(1.0) - x
     _warn_inverted(x, image_shape, str(path))
     return x
 

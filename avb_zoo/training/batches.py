@@ -101,7 +101,9 @@ def make_batch_source(
 ) -> BatchSource:
     """The batches a recipe trains on; ``images`` (user data, [N, D] in [0, 1] or uint8) replaces MNIST."""
     if images is not None:
-        return ImageBatches(torch.as_tensor(images), binarize)
+        from avb_zoo.training.options import training_images
+
+        return ImageBatches(training_images(images), binarize)
     if data == "toy":
         return ToyBatches()
     if data == "eight-schools":

@@ -22,6 +22,7 @@ from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
 from avb_zoo.training.checkpoint import RunInfo, load_training_state, save_training_state
+from avb_zoo.training.options import check_batch_fits
 from avb_zoo.training.stacked import StackedModels
 from avb_zoo.training.step import StepResult, make_optimizers
 from avb_zoo.training.trainer import TrainResult, _resolve_dtype, check_resume, init_model, resolve_settings
@@ -95,7 +96,7 @@ def train_seeds(
         raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} distinct integers, got {seeds}")
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     device = torch.device(device)
-    folders = [ensure_writable_dir(seed_folder(out, s)) for s in seeds]
+    folders = [Path(seed_folder(out, s)) for s in seeds]
     for folder, s in zip(folders, seeds, strict=True):
         check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name, "host")  # stacked: host noise
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
@@ -103,6 +104,8 @@ def train_seeds(
         raise ConfigError(
             f"the data have {source.x_dim} values per example; {recipe.id} expects {recipe.model['x_dim']}"
         )
+    check_batch_fits(settings.batch_size, getattr(source, "n", None), "the training data")
+    folders = [ensure_writable_dir(f) for f in folders]  # only now: a refused run leaves no empty folders
     models = [init_model(recipe, s).to(device, torch_dtype).train() for s in seeds]
     optimizers = [make_optimizers(m, settings) for m in models]
     runs = zip(folders, models, optimizers, strict=True)

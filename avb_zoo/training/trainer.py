@@ -8,6 +8,7 @@ with TrainingDiverged and leaves the last good checkpoint in place.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from avb_zoo.training.checkpoint import (
 from avb_zoo.training.engines import check_engine, default_noise, make_engine
 from avb_zoo.training.history import HistoryLog
 from avb_zoo.training.interrupt import sigterm_as_interrupt
+from avb_zoo.training.options import check_batch_fits, check_max_steps
 from avb_zoo.training.players import make_players
 from avb_zoo.training.step import StepResult, make_optimizers
 from avb_zoo.util.fileio import ensure_writable_dir, remove_stale_temps
@@ -159,8 +161,7 @@ def resolve_settings(
     if checkpoint_every is not None:
         settings = replace(settings, checkpoint_every=checkpoint_every)
     settings.check(recipe.id)
-    if max_steps is not None and max_steps < 0:
-        raise ConfigError(f"max_steps must be non-negative, got {max_steps}")
+    check_max_steps(max_steps)
     return recipe, settings, settings.steps if max_steps is None else min(settings.steps, max_steps)
 
 
@@ -200,13 +201,16 @@ def train(
     stops (with a checkpoint) at the first step that ends past that much training wall time, counted over
     every sitting of the run (a resumed run starts from the time its checkpoint's history row records).
 
-    ``progress``: True or "bar" shows a bar, "lines" prints a line every ``report_every`` steps (for output
-    that is not a terminal), False nothing. Every report is also appended to ``history.jsonl`` in ``out``.
+    ``progress``: True shows a bar when stderr is a terminal and prints a line every ``report_every`` steps
+    when it is not (a log file, a notebook's captured output); "bar" or "lines" forces one, False shows nothing.
+    Every report is also appended to ``history.jsonl`` in ``out``.
     Ctrl-C or SIGTERM stops the run with TrainingInterrupted, which names the checkpoint on disk; hidden temp
     files a killed run left in ``out`` are removed when a run starts there.
     """
     if progress not in PROGRESS_MODES:
         raise ConfigError(f"progress must be one of {list(PROGRESS_MODES)}, got {progress!r}")
+    if progress is True:  # a bar on a terminal; in a log file a bar is carriage returns, so report lines there
+        progress = "bar" if sys.stderr.isatty() else "lines"
     recipe, settings, total = resolve_settings(recipe, batch_size, checkpoint_every, max_steps)
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     if max_seconds is not None and not max_seconds > 0:
@@ -216,19 +220,20 @@ def train(
     world = join_world(device)
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)
-    out = ensure_writable_dir(out) if world.is_main else Path(out)
-    if world.is_main:
-        remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
+    out = Path(out)
     resume = resolve_resume(out, resume)
     saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
     noise = noise or (saved.noise if saved else default_noise(engine))
     check_engine(engine, noise, world)
-
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(
             f"the data have {source.x_dim} values per example; {recipe.id} expects {recipe.model['x_dim']}"
         )
+    check_batch_fits(settings.batch_size, getattr(source, "n", None), "the training data")
+    if world.is_main:  # only now, so that a run refused above leaves no empty folder behind
+        ensure_writable_dir(out)
+        remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
     model = init_model(recipe, seed).to(device, torch_dtype).train()
     optimizers = make_optimizers(model, settings)
     step = load_training_state(out, model, optimizers).step if resume else 0
