@@ -836,6 +836,12 @@ def web_runtime() -> None:
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
 @click.option(
+    "--bdmc",
+    type=int,
+    default=None,
+    help="Also bracket AIS by BDMC on this many (x, z) pairs simulated from the model (forward and reverse AIS).",
+)
+@click.option(
     "--resume-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -864,6 +870,7 @@ def eval_model(
     seed: int,
     data_dir: str | None,
     no_write: bool,
+    bdmc: int | None,
     resume_dir: str | None,
     quiet: bool,
     as_json: bool,
@@ -896,6 +903,7 @@ def eval_model(
         device=device,
         data_dir=data_dir,
         preset=label,
+        bdmc=bdmc,
     )
     if estimate_only:
         click.echo(f"preset {label}: " + estimate_folder(id_or_dir, settings).describe())
