@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from avb_zoo.errors import DataError, EvaluationError, shown
+from avb_zoo.evaluation.protocol import binarization_key
 from avb_zoo.rng import keyed_generator
 
 SUBSET_STREAM = "test-subset"
@@ -108,6 +109,7 @@ def load_test_set(
             f"permutation keyed by (seed {seed}, '{SUBSET_STREAM}'); an image's example index is its place in the file"
         ),
         "binarization": "dynamic: (uniform <= pixel / 255), uniforms keyed by (seed, example index, 'binarize')",
+        "binarization_key": binarization_key(),
     }
     return TestSet(check_examples(binarize_keyed(images[indices], seed, indices), x_dim), indices, desc)
 

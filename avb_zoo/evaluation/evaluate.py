@@ -39,6 +39,7 @@ from avb_zoo.evaluation.metrics import (
     importance_weighted_bound,
     q0_description,
 )
+from avb_zoo.evaluation.protocol import ais_counts
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
 from avb_zoo.fileio import atomic_write_json, is_folder
@@ -53,7 +54,7 @@ MAX_ELBO_SAMPLES = 1000
 # number of processes that shared the work.
 RUN_DEPENDENT = {
     "diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds", "resumed_batches"),
-    "protocol": ("processes",),
+    "protocol": ("processes", "threads"),
 }
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
@@ -316,6 +317,7 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
     out: dict[str, Any] = {
         "ais": {
             **settings.ais.as_dict(),
+            **ais_counts(settings.ais.steps),
             "q0": q0_description(model.method),
             "hmc": "unit mass, per-dimension leapfrog step eps * sigma0, Metropolis test per chain",
             "estimator": "log mean_k w_k over the chains (logsumexp - log K)",
@@ -326,6 +328,7 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "randomness": "every draw keyed by (seed, example index, purpose)",
         "standard_error": {
