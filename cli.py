@@ -363,8 +363,10 @@ def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any
     p = ctx.params
     given = ["ais_steps", "ais_chains", "ais_leapfrog", "n_test", "ais_schedule", "ais_pilot_chains", "ais_pilot_steps"]
     given = [k for k in given if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE]
+    data = str((read_config(resolve_model_folder(id_or_dir)[0]).get("data") or {}).get("name", ""))
     ais = preset_ais(
         preset,
+        data,
         steps=p["ais_steps"],
         chains=p["ais_chains"],
         leapfrog_steps=p["ais_leapfrog"],
@@ -372,10 +374,7 @@ def _preset_settings(ctx: click.Context, id_or_dir: str, name: str) -> tuple[Any
         pilot_chains=p["ais_pilot_chains"],
         pilot_steps=p["ais_pilot_steps"],
     )
-    n_test = p["n_test"]
-    if n_test is None:
-        folder, _ = resolve_model_folder(id_or_dir)
-        n_test = preset.n_test_for(str((read_config(folder).get("data") or {}).get("name", "")))
+    n_test = p["n_test"] if p["n_test"] is not None else preset.n_test_for(data)
     return ais, n_test, preset_label(preset, ["--" + k.replace("_", "-") for k in given])
 
 
@@ -934,6 +933,8 @@ def eval_model(
         print_json(result)
         return
     click.echo(format_table(result))
+    for warning in result["reliability"]["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if path is not None:
         click.echo(f"metrics written to {path}")
     elif not no_write:

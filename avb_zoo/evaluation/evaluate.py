@@ -41,6 +41,7 @@ from avb_zoo.evaluation.metrics import (
 )
 from avb_zoo.evaluation.protocol import ais_counts
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
+from avb_zoo.evaluation.reliability import reliability_record
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
 from avb_zoo.fileio import atomic_write_json, is_folder
 from avb_zoo.model import AVBModel
@@ -272,6 +273,7 @@ def evaluate(
     result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device))
     result["protocol"]["elbo_samples"] = elbo_samples
     result["protocol"]["processes"] = world.size
+    result["reliability"] = reliability_record(result, settings.ais.chains)
     return result
 
 
@@ -486,4 +488,6 @@ def format_table(result: dict[str, Any]) -> str:
         f"{p['n_test']} examples ({p['data'].get('name')}), seed {p['seed']}, {p['device']}, {d['seconds']:.1f} s"
     )
     lines.append("MC s.e.: the AIS estimate's own noise; spread s.e.: std over examples / sqrt(n)")
+    if "log_likelihood_bdmc_gap" in result:
+        lines.append("BDMC gap: reverse minus forward AIS on pairs simulated from the model, at the same protocol")
     return "\n".join(lines)
