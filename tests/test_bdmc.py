@@ -150,3 +150,32 @@ def test_bdmc_on_a_posterior_sampler_is_refused(tmp_path: Path) -> None:
     assert len(out.strip().splitlines()) == 1
     assert "--bdmc needs a model with a likelihood p(x|z)" in out and "Eight Schools" in out
     assert not (folder / "metrics.json").exists()
+
+
+def test_comparison_prints_gaps_beside_the_paired_difference(toy_vae_copy: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A model paired with itself (two evaluations, each with its BDMC gap): the comparison line and, under it,
+    both gaps and the verdict; a gap measured at another protocol is refused."""
+    import subprocess
+    import sys
+
+    journals, metrics = [], []
+    for name in ("a", "b"):
+        journal = tmp_path / f"journal-{name}"
+        code, out = run("eval", toy_vae_copy, *FAST, "--bdmc", "4", "--resume-dir", journal)
+        assert code == 0, out
+        saved_metrics = tmp_path / f"metrics-{name}.json"
+        saved_metrics.write_text((toy_vae_copy / "metrics.json").read_text())
+        journals.append(journal)
+        metrics.append(saved_metrics)
+    script = Path(__file__).parents[1] / "benchmarks" / "mnist_vae_vs_avb.py"
+    args = [sys.executable, str(script), "--pair", "same", *map(str, journals), "--gaps", "same", *map(str, metrics)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    gap = json.loads(metrics[0].read_text())["log_likelihood_bdmc_gap"]
+    assert f"BDMC gap A {gap:.2f}" in done.stdout
+    assert "the ranking is not established at this budget" in done.stdout  # a difference of 0 is within any gap
+    other = json.loads(metrics[1].read_text())
+    other["bdmc"]["protocol"]["ais"]["steps"] = 999
+    metrics[1].write_text(json.dumps(other))
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "the gap was measured with AIS steps 999, the pair uses 20" in done.stderr
