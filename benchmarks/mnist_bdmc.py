@@ -7,7 +7,8 @@ Simulates ``--pairs`` (x, z) pairs from the model and runs forward AIS (from the
 distributions, chains, leapfrog steps, pilot), one frozen step-size schedule shared by both directions
 (:mod:`avb_zoo.evaluation.bdmc`). Each finished batch is written to ``--out`` as ``batch-<first pair>.json``
 and read back on a rerun with the same settings, so a stopped run resumes. Prints the ``log_likelihood_bdmc_gap``
-record; ``--json`` writes it to a file as well.
+record; ``--json`` writes it to a file as well, and ``--into-metrics`` adds it to the model's metrics.json (the
+protocol being that file's own, the gap belongs beside its estimate; the record says it was run separately).
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def main() -> None:
         help="AIS distributions instead of the recorded ones (the pilot scaled alike)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    parser.add_argument("--into-metrics", action="store_true", help="add the gap to the model's metrics.json")
     args = parser.parse_args()
+    if args.into_metrics and args.steps is not None:
+        raise SystemExit("--into-metrics needs the recorded protocol: drop --steps")
     if args.pairs < 1 or args.batch_size < 1:
         raise SystemExit("--pairs and --batch-size must be positive")
     settings, seed = recorded_settings(args.model)
@@ -96,6 +100,14 @@ def main() -> None:
     summary["model"] = model.config.get("id")
     if args.json is not None:
         atomic_write_json(args.json, summary)
+    if args.into_metrics:
+        metrics = json.loads((args.model / "metrics.json").read_text())
+        record = {k: v for k, v in summary.items() if k != "model"}
+        record["bdmc"]["protocol"]["run"] = (
+            f"benchmarks/mnist_bdmc.py {args.model.name} --pairs {args.pairs}, after the estimate, at this file's "
+            "protocol.ais and seed"
+        )
+        atomic_write_json(args.model / "metrics.json", {**metrics, **record})
     b = summary["bdmc"]
     print(
         f"{summary['model']}: BDMC gap {b['gap_mean']:.2f} nats (s.e. over {b['pairs']} simulated pairs "
