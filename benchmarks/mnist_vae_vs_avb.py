@@ -14,7 +14,8 @@ too. The runs must share the AIS protocol; the script refuses pairs that do not.
 summary of ``benchmarks/mnist_bdmc.py --json``) beside the pair called LABEL: the looseness of each AIS figure at
 that budget on data simulated from the model. The gaps must be measured at the pair's AIS protocol (the script
 refuses others). Where the paired difference is smaller than the larger gap, the line says that the ranking is
-within the estimator's looseness: AIS may sit up to a gap below log p(x), by different amounts for the two models.
+within the estimator's looseness: AIS may sit up to a gap below log p(x), by different amounts for the two models;
+where it exceeds both gaps but not twice its paired s.e., that it is within the spread over images.
 """
 
 from __future__ import annotations
@@ -87,11 +88,13 @@ def compare(label: str, a: Path, b: Path, gaps: tuple[Path, Path] | None = None)
     if gaps is not None:
         (gap_a, se_a), (gap_b, se_b) = (read_gap(path, key_a["ais"]) for path in gaps)
         shown = [f"{g:.2f} (s.e. {s:.2f})" if s is not None else f"{g:.2f}" for g, s in ((gap_a, se_a), (gap_b, se_b))]
-        verdict = (
-            "the difference is within the larger gap: the ranking is not established at this budget"
-            if abs(float(diff.mean())) < max(gap_a, gap_b)
-            else "the difference exceeds both gaps"
-        )
+        size = abs(float(diff.mean()))
+        if size < max(gap_a, gap_b):
+            verdict = "the difference is within the larger gap: the ranking is not established at this budget"
+        elif size < 2 * spread:
+            verdict = "the difference exceeds both gaps but not 2 paired s.e.: the ranking is not established"
+        else:
+            verdict = "the difference exceeds both gaps and 2 paired s.e."
         lines.append(f"{'':<18}BDMC gap A {shown[0]}, B {shown[1]} nats: {verdict}")
     return lines
 
