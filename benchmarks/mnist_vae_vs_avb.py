@@ -10,12 +10,14 @@ evaluated, and its error bar is the spread of those differences over images (std
 smaller than the spread of either model's log-likelihoods. The AIS Monte Carlo error of each mean is printed
 too. The runs must share the AIS protocol; the script refuses pairs that do not.
 
-``--gaps LABEL BDMC_A BDMC_B`` puts the BDMC gap of each model (a metrics.json written with ``--bdmc``, or the
-summary of ``benchmarks/mnist_bdmc.py --json``) beside the pair called LABEL: the looseness of each AIS figure at
-that budget on data simulated from the model. The gaps must be measured at the pair's AIS protocol (the script
-refuses others). Where the paired difference is smaller than the larger gap, the line says that the ranking is
-within the estimator's looseness: AIS may sit up to a gap below log p(x), by different amounts for the two models;
-where it exceeds both gaps but not twice its paired s.e., that it is within the spread over images.
+``--on-images-of JOURNAL`` restricts every pair to the images JOURNAL evaluated (e.g. a smaller run at a larger
+budget, so that both budgets are compared on the same images). ``--gaps LABEL BDMC_A BDMC_B`` puts the BDMC gap of
+each model (a metrics.json written with ``--bdmc``, or the summary of ``benchmarks/mnist_bdmc.py --json``) beside
+the pair called LABEL: the looseness of each AIS figure at that budget on data simulated from the model. The gaps
+must be measured at the pair's AIS protocol (the script refuses others). Where the paired difference is smaller than
+the larger gap, the line says that the ranking is within the estimator's looseness: AIS may sit up to a gap below
+log p(x), by different amounts for the two models; where it exceeds both gaps but not twice its paired s.e., that it
+is within the spread over images.
 """
 
 from __future__ import annotations
@@ -65,13 +67,15 @@ def read_gap(path: Path, ais: dict) -> tuple[float, float | None]:
     return record["log_likelihood_bdmc_gap"], record.get("log_likelihood_bdmc_gap_spread_se")
 
 
-def compare(label: str, a: Path, b: Path, gaps: tuple[Path, Path] | None = None) -> list[str]:
+def compare(
+    label: str, a: Path, b: Path, gaps: tuple[Path, Path] | None = None, images: set[int] | None = None
+) -> list[str]:
     key_a, ll_a, se_a = per_example(a)
     key_b, ll_b, se_b = per_example(b)
     for field in ("ais", "seed"):
         if key_a[field] != key_b[field]:
             raise SystemExit(f"{a} and {b} differ in {field}: the pair is not comparable")
-    common = sorted(set(ll_a) & set(ll_b))
+    common = sorted(set(ll_a) & set(ll_b) & (set(ll_a) if images is None else images))
     if len(common) < 2:
         raise SystemExit(f"{a} and {b} share {len(common)} evaluated images; need at least 2")
     xa = torch.tensor([ll_a[i] for i in common], dtype=torch.float64)
@@ -103,7 +107,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pair", nargs=3, action="append", metavar=("LABEL", "JOURNAL_A", "JOURNAL_B"), required=True)
     parser.add_argument("--gaps", nargs=3, action="append", default=[], metavar=("LABEL", "BDMC_A", "BDMC_B"))
+    parser.add_argument(
+        "--on-images-of", type=Path, default=None, help="compare only on the images this journal evaluated"
+    )
     args = parser.parse_args()
+    images = None if args.on_images_of is None else set(per_example(args.on_images_of)[1])
     gaps = {label: (Path(ga), Path(gb)) for label, ga, gb in args.gaps}
     unknown = set(gaps) - {label for label, _, _ in args.pair}
     if unknown:
@@ -114,7 +122,7 @@ def main() -> None:
     )
     lines = [header]
     for label, a, b in args.pair:
-        lines += compare(label, Path(a), Path(b), gaps.get(label))
+        lines += compare(label, Path(a), Path(b), gaps.get(label), images)
     print("\n".join(lines))
     print(
         "log p(x) by AIS in nats, on the images both runs evaluated; 'spread se' is the standard error of the "
