@@ -43,16 +43,18 @@ def test_paper_preset_is_the_papers_protocol():
     quick = find_preset("quick")
     assert quick.ais.steps * quick.ais.chains * quick.n_test_for("mnist") * 100 < 1000 * 5 * 2048
     assert set(PRESETS) == {"paper", "quick"}
+    toy = quick.ais_settings_for("toy")
+    assert (toy.steps, toy.chains) == (1000, 16) and quick.ais_settings_for("mnist") == quick.ais
 
 
 def test_preset_on_the_command_line_with_an_override_and_an_estimate(toy):
     done = run("eval", toy, "--preset", "quick", "--ais-steps", "8")
     assert done.exit_code == 0, done.output
     assert done.stderr.startswith("preset quick, with --ais-steps given: estimated time: about ")
-    assert "timed pilot" in done.stderr and "AIS: 8 steps (linear) x 2 chains x 10 leapfrog" in done.stdout
+    assert "timed pilot" in done.stderr and "AIS: 8 steps (linear) x 16 chains x 10 leapfrog" in done.stdout
     result = json.loads((toy / "metrics.json").read_text())
     ais = result["protocol"]["ais"]
-    assert (ais["steps"], ais["chains"], ais["leapfrog_steps"]) == (8, 2, 10)  # steps given, chains the preset's
+    assert (ais["steps"], ais["chains"], ais["leapfrog_steps"]) == (8, 16, 10)  # steps given, chains the preset's (toy)
     assert result["protocol"]["preset"] == "quick, with --ais-steps given"
     done = run("eval", toy, "--preset", "quick", "--ais-steps", "8", "--json", "--no-write")
     assert json.loads(done.output)["protocol"]["preset"] == "quick, with --ais-steps given"  # JSON alone

@@ -73,6 +73,11 @@ def row(folder: Path) -> str:
     evaluated = f"{protocol['n_test']} {data}, {ais['steps']} x {ais['chains']}"
     exact = metrics.get("exact_log_likelihood")
     exact_text = "" if exact is None else f" (exact {number(exact, 4)})"
+    gap, gap_se = metrics.get("log_likelihood_bdmc_gap"), metrics.get("log_likelihood_bdmc_gap_spread_se")
+    if gap is not None:  # the estimator's looseness at this budget, on pairs simulated from the model
+        pairs = (metrics.get("bdmc") or {}).get("pairs", "?")
+        spread_text = "" if gap_se is None else f"s.e. {gap_se:.2f} over "
+        exact_text += f"; BDMC gap {gap:.2f} ({spread_text}{pairs} simulated pairs)"
     digits = 4 if data == "toy" else 2
     return (
         f"| `{model['id']}` | {model['method']} | {params} | {trained} | "

@@ -108,6 +108,7 @@ def metric_name(name: str, metrics: dict[str, Any]) -> str:
         return f"{name.removesuffix('_estimate').upper()} estimate from the adversary (an estimate, not a bound)"
     return {
         "exact_log_likelihood": "exact log-likelihood (quadrature)",
+        "log_likelihood_bdmc_gap": "BDMC gap of the AIS log-likelihood (reverse minus forward AIS on simulated data)",
         "reconstruction_error": "reconstruction error (-log p(x|z), nats)",
         "elbo": "ELBO (a lower bound, analytic KL)",
         "iw_bound": "importance-weighted bound (a lower bound)",

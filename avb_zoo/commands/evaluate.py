@@ -20,8 +20,10 @@ def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, in
     p = ctx.params
     given = ["ais_steps", "ais_chains", "ais_leapfrog", "n_test", "ais_schedule", "ais_pilot_chains", "ais_pilot_steps"]
     given = [k for k in given if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE]
+    data = str((read_config(resolve_model_folder(model)[0]).get("data") or {}).get("name", ""))
     ais = preset_ais(
         preset,
+        data,
         steps=p["ais_steps"],
         chains=p["ais_chains"],
         leapfrog_steps=p["ais_leapfrog"],
@@ -29,10 +31,7 @@ def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, in
         pilot_chains=p["ais_pilot_chains"],
         pilot_steps=p["ais_pilot_steps"],
     )
-    n_test = p["n_test"]
-    if n_test is None:
-        folder, _ = resolve_model_folder(model)
-        n_test = preset.n_test_for(str((read_config(folder).get("data") or {}).get("name", "")))
+    n_test = p["n_test"] if p["n_test"] is not None else preset.n_test_for(data)
     return ais, n_test, preset_label(preset, ["--" + k.replace("_", "-") for k in given])
 
 
@@ -68,6 +67,12 @@ def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, in
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
 @click.option(
+    "--bdmc",
+    type=int,
+    default=None,
+    help="Also bracket AIS by BDMC on this many (x, z) pairs simulated from the model (forward and reverse AIS).",
+)
+@click.option(
     "--resume-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -96,6 +101,7 @@ def eval_model(
     seed: int,
     data_dir: str | None,
     no_write: bool,
+    bdmc: int | None,
     resume_dir: str | None,
     quiet: bool,
     as_json: bool,
@@ -132,6 +138,7 @@ def eval_model(
         device=device,
         data_dir=data_dir,
         preset=label,
+        bdmc=bdmc,
     )
     if estimate_only:
         click.echo(f"preset {label}: " + estimate_folder(model, settings).describe())
@@ -162,6 +169,8 @@ def eval_model(
         print_json(result)
         return
     click.echo(format_table(result))
+    for warning in result["reliability"]["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if path is not None:
         click.echo(f"metrics written to {path}")
     elif not no_write:

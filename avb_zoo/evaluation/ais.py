@@ -377,6 +377,7 @@ def pilot_step_sizes(
     settings: AISSettings,
     seed: int,
     example_indices: Sequence[int],
+    stream: str = PILOT_STREAM,
 ) -> torch.Tensor:
     """The step size of each of the run's ``steps - 1`` transitions, per example [B, steps - 1].
 
@@ -392,7 +393,7 @@ def pilot_step_sizes(
         return torch.full((batch, transitions), settings.step_size, dtype=dtype, device=device)
     steps = settings.pilot_distributions
     betas = beta_schedule(steps, settings.schedule)
-    noise = KeyedNoise(seed, example_indices, settings.pilot_chains, dim, steps - 1, device, dtype, PILOT_STREAM)
+    noise = KeyedNoise(seed, example_indices, settings.pilot_chains, dim, steps - 1, device, dtype, stream)
     state = init(q0, log_likelihood, noise.initial(), settings.step_size)
     reached = []
     for t in range(steps - 1):  # the weights are not needed: the chains alone set the acceptance
@@ -404,30 +405,42 @@ def pilot_step_sizes(
     return interpolate_step_sizes(betas[1:steps], recorded, beta_schedule(settings.steps, settings.schedule)[1:-1])
 
 
-def run_ais(
-    log_likelihood: LogLikelihood,
-    q0: Gaussian,
-    settings: AISSettings,
-    seed: int,
-    example_indices: Sequence[int],
-) -> AISResult:
-    """log p(x) per example by AIS from q0 to p(z|x) (prior N(0, I)); see the module docstring.
-
-    ``q0`` holds one Gaussian per example [B, d]; ``example_indices`` [B] key each example's randomness.
-    The step sizes are settled (:func:`pilot_step_sizes`) before the estimate's chains start, and frozen.
-    """
-    settings.validate()
-    batch, dim = q0.mean.shape
+def check_start(q0: Gaussian, example_indices: Sequence[int]) -> None:
+    """EvaluationError unless q0 has one finite Gaussian with positive scales per example index."""
+    batch = q0.mean.shape[0]
     if len(example_indices) != batch:
         raise EvaluationError(f"{len(example_indices)} example indices for a batch of {batch}")
     if not (torch.isfinite(q0.mean).all() and torch.isfinite(q0.std).all() and (q0.std > 0).all()):
         raise EvaluationError(
             "AIS start distribution q0 has a non-finite mean or a non-finite or non-positive scale (the start moments)"
         )
-    step_sizes = pilot_step_sizes(log_likelihood, q0, settings, seed, example_indices)
+
+
+def run_ais(
+    log_likelihood: LogLikelihood,
+    q0: Gaussian,
+    settings: AISSettings,
+    seed: int,
+    example_indices: Sequence[int],
+    *,
+    step_sizes: torch.Tensor | None = None,
+    stream: str = "ais",
+) -> AISResult:
+    """log p(x) per example by AIS from q0 to p(z|x) (prior N(0, I)); see the module docstring.
+
+    ``q0`` holds one Gaussian per example [B, d]; ``example_indices`` [B] key each example's randomness
+    (the chains' noise comes from the key stream ``stream``). The step sizes are settled
+    (:func:`pilot_step_sizes`) before the estimate's chains start, and frozen; ``step_sizes`` [B, steps - 1]
+    passes a schedule already settled (so that reverse AIS can run on the very same kernels).
+    """
+    settings.validate()
+    batch, dim = q0.mean.shape
+    check_start(q0, example_indices)
+    if step_sizes is None:
+        step_sizes = pilot_step_sizes(log_likelihood, q0, settings, seed, example_indices)
     betas = beta_schedule(settings.steps, settings.schedule).tolist()
     transitions = settings.steps - 1
-    noise = KeyedNoise(seed, example_indices, settings.chains, dim, transitions, q0.mean.device, q0.mean.dtype)
+    noise = KeyedNoise(seed, example_indices, settings.chains, dim, transitions, q0.mean.device, q0.mean.dtype, stream)
     state = init(q0, log_likelihood, noise.initial(), settings.step_size)
     acceptance_sum = torch.zeros(batch, dtype=torch.float64, device=q0.mean.device)
     for t in range(settings.steps):

@@ -18,6 +18,7 @@ import torch
 
 from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.errors import DataError, EvaluationError, shown
+from avb_zoo.evaluation.protocol import binarization_key
 
 SUBSET_STREAM = "test-subset"
 DEFAULT_N_TEST = {"mnist": 2048, "toy": 4, "eight-schools": 1}  # 2048: the paper's AIS test set size
@@ -108,6 +109,7 @@ def load_test_set(
             f"permutation keyed by (seed {seed}, '{SUBSET_STREAM}'); an image's example index is its place in the file"
         ),
         "binarization": "dynamic: (uniform <= pixel / 255), uniforms keyed by (seed, example index, 'binarize')",
+        "binarization_key": binarization_key(),
     }
     return TestSet(check_examples(binarize_keyed(images[indices], seed, indices), x_dim), indices, desc)
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from avb_zoo.compute.distributed import World, gather_objects, join_world, world_device
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
+from avb_zoo.evaluation.bdmc import check_bdmc_model, check_bdmc_pairs, model_bdmc, summarise_bdmc
 from avb_zoo.evaluation.data import TestSet, load_test_set
 from avb_zoo.evaluation.journal import Journal, weights_digest
 from avb_zoo.evaluation.metrics import (
@@ -38,7 +39,9 @@ from avb_zoo.evaluation.metrics import (
     importance_weighted_bound,
     q0_description,
 )
+from avb_zoo.evaluation.protocol import ais_counts
 from avb_zoo.evaluation.quadrature import quadrature_log_likelihood
+from avb_zoo.evaluation.reliability import reliability_record
 from avb_zoo.evaluation.timing import Estimate, estimate_evaluation
 from avb_zoo.hub.client import Pulled
 from avb_zoo.hub.resolve import resolve
@@ -55,7 +58,7 @@ MAX_ELBO_SAMPLES = 1000
 # number of processes that shared the work.
 RUN_DEPENDENT = {
     "diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds", "resumed_batches"),
-    "protocol": ("processes",),
+    "protocol": ("processes", "threads"),
 }
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
@@ -78,9 +81,12 @@ class EvalSettings:
     device: str = "cpu"
     data_dir: str | None = None
     preset: str | None = None  # the named protocol these settings came from (recorded; see presets.py)
+    bdmc: int | None = None  # simulated (x, z) pairs for the BDMC bracket (None: no bracket)
 
     def validate(self) -> EvalSettings:
         self.ais.validate()
+        if self.bdmc is not None:
+            check_bdmc_pairs(self.bdmc)
         for name in ("batch_size", "iw_samples", "elbo_samples"):
             value = getattr(self, name)
             if name == "elbo_samples" and value is None:
@@ -185,6 +191,8 @@ def evaluate(
     method = model.method
     if has_adversary is None or method == "vae" or model.adversary is None:
         has_adversary = model.adversary is not None
+    if settings.bdmc is not None:
+        check_bdmc_model(model.config)
     test: TestSet = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir, data)
     elbo_samples = settings.elbo_samples or default_elbo_samples(test.x.shape[0])
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
@@ -259,11 +267,30 @@ def evaluate(
         "seconds": round(time.perf_counter() - start, 3),
         "resumed_batches": sum(count for _, _, count in ranks),  # read back from resume_dir, not run now
     }
+    if settings.bdmc is not None:
+        result.update(bdmc_bracket(model, settings, world, show))
     result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
     result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device))
     result["protocol"]["elbo_samples"] = elbo_samples
     result["protocol"]["processes"] = world.size
+    result["reliability"] = reliability_record(result, settings.ais.chains)
     return result
+
+
+def bdmc_bracket(model: AVBModel, settings: EvalSettings, world: World, progress: bool = False) -> dict[str, Any]:
+    """The BDMC fields of metrics.json (:mod:`bdmc`): ``settings.bdmc`` simulated pairs in batches of
+    ``batch_size``, shared out between processes like the test batches (batch b on rank b % size)."""
+    assert settings.bdmc is not None
+    starts = range(0, settings.bdmc, settings.batch_size)
+    mine = []
+    for lo in tqdm(starts[world.rank :: world.size], desc="bdmc", unit="batch", disable=not progress):
+        indices = list(range(lo, min(lo + settings.batch_size, settings.bdmc)))
+        result = model_bdmc(model, settings.ais, indices, settings.seed)
+        mine.append((result.lower, result.upper))
+    batches = in_batch_order(gather_objects(mine, world), len(starts))
+    lower = torch.cat([lo for lo, _ in batches])
+    upper = torch.cat([up for _, up in batches])
+    return summarise_bdmc(lower, upper, settings.ais, q0_description(model.method), settings.seed)
 
 
 def journal_key(
@@ -292,6 +319,7 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
     out: dict[str, Any] = {
         "ais": {
             **settings.ais.as_dict(),
+            **ais_counts(settings.ais.steps),
             "q0": q0_description(model.method),
             "hmc": "unit mass, per-dimension leapfrog step eps * sigma0, Metropolis test per chain",
             "estimator": "log mean_k w_k over the chains (logsumexp - log K)",
@@ -302,6 +330,7 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "randomness": "every draw keyed by (seed, example index, purpose)",
         "standard_error": {
@@ -365,7 +394,10 @@ def check_evaluation(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> 
 
     resolve_device(settings.device)
     folder, _ = resolve_model_folder(id_or_dir)
-    load_test_set(read_config(folder), settings.n_test, settings.seed, settings.data_dir)
+    config = read_config(folder)
+    if settings.bdmc is not None:
+        check_bdmc_model(config)
+    load_test_set(config, settings.n_test, settings.seed, settings.data_dir)
     return folder
 
 
@@ -417,6 +449,7 @@ def _write_on_main(path: Path, result: dict[str, Any], world: World) -> None:
 ROWS = (
     ("log_likelihood", "log p(x), AIS"),
     ("exact_log_likelihood", "log p(x), exact (quadrature)"),
+    ("log_likelihood_bdmc_gap", "BDMC gap (simulated data)"),
     ("iw_bound", "importance-weighted bound"),
     ("elbo", "ELBO (bound)"),
     ("kl", "KL(q(z|x) || p(z)), analytic"),
@@ -455,4 +488,6 @@ def format_table(result: dict[str, Any]) -> str:
         f"{p['n_test']} examples ({p['data'].get('name')}), seed {p['seed']}, {p['device']}, {d['seconds']:.1f} s"
     )
     lines.append("MC s.e.: the AIS estimate's own noise; spread s.e.: std over examples / sqrt(n)")
+    if "log_likelihood_bdmc_gap" in result:
+        lines.append("BDMC gap: reverse minus forward AIS on pairs simulated from the model, at the same protocol")
     return "\n".join(lines)
