@@ -245,7 +245,7 @@ async function walk(from, to) {
 // ---- encoding ------------------------------------------------------------------------------------------
 
 // an image file as model input [C*H*W] in [0, 1], as `avb-zoo encode` reads a PNG (png.js: 16-bit grey kept,
-// colour as Pillow's luma, transparency over white); its size is checked from the header before decoding
+// colour as Pillow's luma, a transparent sheet by its opacity); its size is checked from the header first
 async function imageInput(file) {
   const m = state.manifest;
   const [c, h, w] = m.image_shape;

@@ -2,8 +2,9 @@
 // canvas: a canvas holds 8 bits per channel, so 16-bit grey would lose precision. The size comes from the header
 // before any pixel is decoded; only the image data that size needs is inflated (the browser's
 // DecompressionStream, which works off the main thread), so a small file declaring a huge image costs nothing.
-// Grey keeps its depth (16-bit: v / 65535), colour becomes Pillow's luma, transparency is laid over white (as
-// Pillow's alpha_composite does it), 16-bit colour keeps its high byte (as Pillow reads it).
+// Grey keeps its depth (16-bit: v / 65535), colour becomes Pillow's luma, an image with transparent pixels is read
+// by its opacity (a drawing on a clear sheet, as load_images reads it), 16-bit colour keeps its high byte (as
+// Pillow reads it).
 (function (root) {
   "use strict";
   const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -276,13 +277,6 @@
     return { header, samples: unfilter(header, inflater.out), palette, trns };
   }
 
-  // Pillow's alpha_composite of (v, a) over opaque white, integer for integer (libImaging/AlphaComposite.c)
-  function overWhite(v, a) {
-    if (a === 0) return 255;
-    const t = v * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
-    return (((t >> 8) + t) >> 8) >> 7;
-  }
-
   // Pillow's RGB -> L (ITU-R 601-2 luma in 16-bit fixed point)
   const luma = (r, g, b) => (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
 
@@ -293,6 +287,9 @@
     const n = h.width * h.height;
     const x = new Float32Array(c * n);
     const channels = CHANNELS[h.colorType];
+    // Pillow's modes with an alpha channel: LA, RGBA, and a palette with tRNS (grey and RGB keep a colour key only)
+    const transparent = h.colorType === 4 || h.colorType === 6 || (h.colorType === 3 && trns !== null);
+    const opacity = c === 1 && transparent ? new Uint8Array(n) : null;
     const to8 = (v) => (h.depth === 16 ? v >> 8 : h.depth === 8 ? v : (v * 255) / ((1 << h.depth) - 1));
     for (let p = 0; p < n; p++) {
       const s = p * channels;
@@ -318,17 +315,19 @@
         if (trns) alpha = i < trns.length ? trns[i] : 255;
       }
       if (c === 1) {
-        const transparent = h.colorType === 4 || h.colorType === 6 || (h.colorType === 3 && trns);
-        const [r, g, b] = transparent ? rgb.map((v) => overWhite(v, alpha)) : rgb;
-        x[p] = Math.fround(luma(r, g, b) / 255);
+        x[p] = Math.fround(luma(rgb[0], rgb[1], rgb[2]) / 255);
+        if (opacity) opacity[p] = alpha;
       } else {
         for (let k = 0; k < 3; k++) x[k * n + p] = Math.fround(rgb[k] / 255);
       }
     }
+    // A grey model reads a drawing on a transparent sheet by its opacity (the ink, whatever the strokes' colour),
+    // as load_images does; an image whose pixels are all opaque is read by its luma.
+    if (opacity && opacity.some((a) => a < 255)) for (let p = 0; p < n; p++) x[p] = Math.fround(opacity[p] / 255);
     return x;
   }
 
-  const api = { PngError, readHeader, decode, modelInput, overWhite };
+  const api = { PngError, readHeader, decode, modelInput };
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.AvbPng = api;
 })(typeof globalThis !== "undefined" ? globalThis : this);
