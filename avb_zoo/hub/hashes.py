@@ -28,10 +28,6 @@ def snapshot_root(path: Path, rel: str) -> Path:
     return root
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def remove_cached(path: Path, cache: Path) -> None:
     """Delete a cache entry (the snapshot link and the blob it points to), only where each lies inside ``cache``.
 
@@ -39,12 +35,12 @@ def remove_cached(path: Path, cache: Path) -> None:
     file the cache does not own.
     """
     root = Path(os.path.realpath(cache))
-    if not _inside(Path(os.path.realpath(path.parent)), root):
+    if not Path(os.path.realpath(path.parent)).is_relative_to(root):
         return
     target = Path(os.path.realpath(path))
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)
-    if target != path and _inside(target, root) and target.is_file() and not target.is_symlink():
+    if target != path and target.is_relative_to(root) and target.is_file() and not target.is_symlink():
         target.unlink(missing_ok=True)
 
 

@@ -36,10 +36,6 @@ TEST_DATA_FILES = tuple(
 PUSHED = (*REQUIRED, *OPTIONAL, *GRAPH_FILES, REPORT, *TEST_DATA_FILES, INT8_SAMPLER, INT8_REPORT)
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def _refusal(folder: Path, root: Path, rel: str) -> str | None:
     """Why ``folder/rel`` may not be uploaded (None: it may); ``root`` is the folder's real path."""
     path = folder / rel
@@ -51,7 +47,7 @@ def _refusal(folder: Path, root: Path, rel: str) -> str | None:
         return "a symbolic link"
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    if not _inside(Path(os.path.realpath(path)), root):
+    if not Path(os.path.realpath(path)).is_relative_to(root):
         return "its real path lies outside the folder"
     return None
 

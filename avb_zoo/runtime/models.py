@@ -205,5 +205,6 @@ def open_sampler(
     located = open_model_folder(model)
     cls = PosteriorSampler if located.config["x_dim"] == 0 else Sampler
     sampler = cls(located, providers, threads)
-    sampler.source = str(model)
+    if not isinstance(model, ModelFolder):
+        sampler.source = str(model)  # what the caller named, as a Sampler(model) would record it
     return sampler
