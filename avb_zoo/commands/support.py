@@ -129,6 +129,18 @@ def print_json(obj: Any) -> None:
 LAUNCH_OPTIONS = ("nproc", "nnodes", "rdzv_endpoint", "rdzv_timeout", "max_restarts")
 
 
+def threads_option(command: Any) -> Any:
+    """``--threads N``: torch's (and onnxruntime's) intra-op threads; the default chooses them (see
+    avb_zoo.compute.threads). Checked by the command itself, so a bad count is one line, not a usage screen."""
+    return click.option(
+        "--threads",
+        type=int,
+        default=None,
+        help="Intra-op threads (1 to the CPUs this process may use). Default: $OMP_NUM_THREADS when set, else "
+        "the physical cores other programs leave idle (one thread for tiny networks).",
+    )(command)
+
+
 def launch_options(command: Any) -> Any:
     """The options that run a command on several processes (and machines) under torchrun's elastic agent."""
     options = [

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from avb_zoo.commands.support import example, launch_options, launch_settings, print_json, worker_argv
+from avb_zoo.commands.support import (
+    example,
+    launch_options,
+    launch_settings,
+    print_json,
+    threads_option,
+    worker_argv,
+)
 
 
 @example("avb-zoo train toy-avb --out runs/toy-avb")
@@ -34,6 +41,14 @@ from avb_zoo.commands.support import example, launch_options, launch_settings, p
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's (global) batch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option(
+    "--precision",
+    default="float32",
+    show_default=True,
+    help="Matrix products of the forward passes: float32, or bf16 on a CPU or GPU with native bf16 (losses, "
+    "log-densities, Adam and the master weights stay float32).",
+)
+@threads_option
 @click.option(
     "--engine",
     type=click.Choice(["eager", "compiled", "graphs"]),
@@ -73,6 +88,8 @@ def train(
     batch_size: int | None,
     checkpoint_every: int | None,
     dtype: str,
+    precision: str,
+    threads: int | None,
     engine: str,
     noise: str | None,
     log_every: int,
@@ -90,12 +107,16 @@ def train(
 
     from avb_zoo.catalogue.recipes import find_recipe
     from avb_zoo.compute.device import resolve_device
+    from avb_zoo.compute.precision import check_precision
+    from avb_zoo.compute.threads import check_threads
     from avb_zoo.training.options import check_max_steps, check_train_options
     from avb_zoo.training.trainer import check_resume
     from avb_zoo.training.trainer import train as run_training
 
     recipe = find_recipe(model_id)
     check_max_steps(max_steps)
+    check_threads(threads)
+    check_precision(precision, resolve_device(device), dtype)
     out = out or f"runs/{recipe.id}"
     settings = launch_settings(launch)
     check_train_options(
@@ -107,7 +128,8 @@ def train(
         seed_given=ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE,
     )
     if seeds is not None:
-        _train_seeds(ctx, recipe, out, seeds, device, max_steps, resume, data_dir, batch_size, checkpoint_every, dtype)
+        options = (max_steps, resume, data_dir, batch_size, checkpoint_every, dtype, precision, threads)
+        _train_seeds(ctx, recipe, out, seeds, device, *options)
         return
     if settings is not None:
         from avb_zoo.compute.distributed import World
@@ -116,7 +138,7 @@ def train(
         resolve_device(device)
         global_batch = batch_size or recipe.train.batch_size
         World(size=settings.world_size).check_divides(global_batch)
-        check_resume(Path(out), resume, recipe, seed, global_batch, dtype)
+        check_resume(Path(out), resume, recipe, seed, global_batch, dtype, precision=precision)
         start("avb_zoo.training", worker_argv(ctx), settings, "training")
         return
     from avb_zoo.compute.distributed import leave_world
@@ -139,6 +161,8 @@ def train(
             noise=noise,
             report_every=log_every,
             max_seconds=None if max_minutes is None else 60.0 * max_minutes,
+            precision=precision,
+            threads=threads,
         )
     except TrainingInterrupted as err:
         click.echo(f"interrupted: {err}", err=True)
@@ -160,6 +184,8 @@ def train(
         result.step,
         engine=result.engine,
         seconds_this_sitting=round(result.seconds, 1),
+        precision=result.precision,
+        **result.threads,
     )
 
     summary = {
@@ -174,6 +200,8 @@ def train(
         "engine": result.engine,
         "noise": result.noise,
         "engine_notes": result.engine_notes,
+        "precision": result.precision,
+        **result.threads,
     }
     if result.last is not None:
         elbo_key = "elbo" if recipe.model["method"] == "vae" else "elbo_estimate"  # AVB: the adversary's estimate
@@ -213,7 +241,7 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
     from avb_zoo.compute.device import resolve_device
     from avb_zoo.training.seeds import parse_seeds, train_seeds
 
-    max_steps, resume, data_dir, batch_size, checkpoint_every, dtype = args
+    max_steps, resume, data_dir, batch_size, checkpoint_every, dtype, precision, threads = args
     quiet, as_json = ctx.params["quiet"], ctx.params["as_json"]
     result = train_seeds(
         recipe,
@@ -227,6 +255,8 @@ def _train_seeds(ctx: click.Context, recipe: Any, out: str, seeds: str, device: 
         checkpoint_every=checkpoint_every,
         dtype=dtype,
         progress=not quiet and sys.stderr.isatty(),
+        precision=precision,
+        threads=threads,
     )
     summary = {
         "id": recipe.id,

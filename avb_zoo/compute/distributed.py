@@ -33,6 +33,14 @@ class World:
         return self.rank == 0
 
     @property
+    def local_size(self) -> int:
+        """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 outside torchrun)."""
+        if self.size == 1:
+            return 1
+        value = os.environ.get("LOCAL_WORLD_SIZE", "")
+        return int(value) if value.isdigit() and int(value) >= 1 else self.size
+
+    @property
     def distributed(self) -> bool:
         return self.size > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized())
 

@@ -77,9 +77,9 @@ def encoder_contrast_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`contrast_inputs` from the encoder alone (what the trainer's primal player runs)."""
     if not adaptive_contrast:
-        z = encoder(x, eps)
+        z = encoder(x, eps).to(x.dtype)  # float32 under bf16 autocast, as every log-density below
         return z, z, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-    z, mean, var = encoder.sample_and_moments(x, eps, moment_eps)
+    z, mean, var = (t.to(x.dtype) for t in encoder.sample_and_moments(x, eps, moment_eps))
     s2 = var.detach() + VARIANCE_FLOOR
     z_tilde = (z - mean.detach()) / s2.sqrt()
     log_r = -0.5 * (z_tilde.square() + s2.log() + LOG_2PI).sum(1)
@@ -150,7 +150,7 @@ def vae_terms(
     encoder: nn.Module, decoder: nn.Module, x: torch.Tensor, eps: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(-log p(x|z), analytic KL) per example, z reparameterised with the given noise."""
-    mu, log_sigma = encoder.gaussian(x)
+    mu, log_sigma = (t.to(x.dtype) for t in encoder.gaussian(x))
     z = mu + log_sigma.exp() * eps
     return decoder.nll(x, z), gaussian_kl(mu, log_sigma)
 

@@ -34,6 +34,7 @@ class RunInfo:
     dtype: str = "float32"
     launch_id: str = ""  # torchrun's rendezvous id of the launch that wrote it ("" outside torchrun)
     noise: str = "host"  # the noise stream: host (keyed CPU generators) or device (keyed Philox)
+    precision: str = "float32"  # the forward passes' matrix products: float32 or bf16
 
 
 def save_training_state(
@@ -55,6 +56,7 @@ def save_training_state(
         "dtype": info.dtype,
         "launch_id": info.launch_id,
         "noise": info.noise,
+        "precision": info.precision,
         "param_groups": json.dumps(groups),
     }
     save_safetensors(folder / STATE_FILE, tensors, metadata)
@@ -75,6 +77,7 @@ def _info(meta: dict[str, str], folder: Path) -> RunInfo:
             meta.get("dtype", "float32"),
             meta.get("launch_id", ""),
             meta.get("noise", "host"),
+            meta.get("precision", "float32"),
         )
     except (KeyError, ValueError):
         raise CheckpointError(f"{folder / STATE_FILE} lacks the run's step, seed or recipe id") from None

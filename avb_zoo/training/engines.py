@@ -72,16 +72,19 @@ class Engine:
 class ReferenceEngine(Engine):
     """:func:`train_step` on host-drawn inputs (DDP-capable)."""
 
-    def __init__(self, model, optimizers, settings, source, seed, players: Players, world: World) -> None:
+    def __init__(
+        self, model, optimizers, settings, source, seed, players: Players, world: World, precision: str = "float32"
+    ) -> None:
         super().__init__("eager", "host")
         self.args = (model, optimizers, settings, source, seed, players, world)
+        self.precision = precision
         self._last: StepResult | None = None
 
     def run(self, step: int) -> None:
         model, optimizers, settings, source, seed, players, world = self.args
         rows = world.shard(settings.batch_size)
         x = source.batch(seed, step, settings.batch_size)[rows].to(model.device, model.dtype)
-        self._last = train_step(model, optimizers, x, seed, step, settings, players, world)
+        self._last = train_step(model, optimizers, x, seed, step, settings, players, world, self.precision)
         if not self._last.finite():
             raise TrainingDiverged(
                 f"the loss became non-finite at step {step} (primal {self._last.primal}, adversary "
@@ -106,12 +109,13 @@ class FastEngine(Engine):
         source: BatchSource,
         seed: int,
         start_step: int,
+        precision: str = "float32",
     ) -> None:
         super().__init__(requested, noise, synchronous=False)
         device_inputs = DeviceInputs(model, source, settings, seed) if noise == "device" else None
         self.host_inputs = HostInputs(model, source, settings, seed) if noise == "host" else None
         self.device = model.device
-        self.step = FastStep(model, optimizers, settings, start_step, device_inputs)
+        self.step = FastStep(model, optimizers, settings, start_step, device_inputs, precision)
         self.program: Callable = self.step.program
         self.captured: CapturedStep | None = None
         self.warmups = 0
@@ -182,9 +186,10 @@ def make_engine(
     start_step: int,
     players: Players,
     world: World,
+    precision: str = "float32",
 ) -> Engine:
     """The engine that will run this training (after the checks of :func:`check_engine`)."""
     check_engine(engine, noise, world)
     if engine == "eager" and noise == "host":
-        return ReferenceEngine(model, optimizers, settings, source, seed, players, world)
-    return FastEngine(engine, noise, model, optimizers, settings, source, seed, start_step)
+        return ReferenceEngine(model, optimizers, settings, source, seed, players, world, precision)
+    return FastEngine(engine, noise, model, optimizers, settings, source, seed, start_step, precision)

@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad
 
 from avb_zoo.catalogue.recipes import TrainSettings
+from avb_zoo.compute.precision import autocast
 from avb_zoo.errors import ConfigError
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.objectives import (
@@ -193,8 +194,9 @@ class FastStep:
         settings: TrainSettings,
         start_step: int,
         inputs: DeviceInputs | None = None,
+        precision: str = "float32",
     ) -> None:
-        self.model, self.settings, self.inputs = model, settings, inputs
+        self.model, self.settings, self.inputs, self.precision = model, settings, inputs, precision
         self.method = model.method
         self.primal = PrimalPlayer(model.encoder, model.decoder, model.method)
         self.primal_names = [n for n, p in self.primal.named_parameters() if p.requires_grad]
@@ -223,6 +225,10 @@ class FastStep:
 
     def _objective(self, primal_p, adversary_p, x, eps, z_contrast):
         """A scalar whose gradient is the primal loss's for primal_p and the adversary loss's for adversary_p."""
+        with autocast(x.device, self.precision):
+            return self._objective_terms(primal_p, adversary_p, x, eps, z_contrast)
+
+    def _objective_terms(self, primal_p, adversary_p, x, eps, z_contrast):
         scale = self.settings.loss_scale
         terms = functional_call(self.primal, primal_p, (x, eps))
         if self.method == "vae":
@@ -243,6 +249,10 @@ class FastStep:
         return losses.primal + adv, report.detach()
 
     def _adversary_only(self, adversary_p, x, eps, z_contrast):
+        with autocast(x.device, self.precision):
+            return self._adversary_only_terms(adversary_p, x, eps, z_contrast)
+
+    def _adversary_only_terms(self, adversary_p, x, eps, z_contrast):
         with torch.no_grad():
             _, z_view, _ = encoder_contrast_inputs(self.model.encoder, self.model.adaptive_contrast, x, eps)
         loss = adversary_loss(

@@ -18,6 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.catalogue.recipes import Recipe
+from avb_zoo.compute.precision import check_precision
+from avb_zoo.compute.threads import ThreadGovernor, check_threads, choose_threads, mean_product_flops
 from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.modelling.weights import save
 from avb_zoo.training.batches import make_batch_source
@@ -85,6 +87,8 @@ def train_seeds(
     dtype: str | torch.dtype = "float32",
     progress: bool = True,
     on_step: Callable[[int, dict[int, StepResult]], None] | None = None,
+    precision: str = "float32",
+    threads: int | None = None,
 ) -> StackedResult:
     """Train ``recipe`` once per seed into ``out/seed-<s>``, all seeds stacked in this process.
 
@@ -96,9 +100,11 @@ def train_seeds(
         raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} distinct integers, got {seeds}")
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     device = torch.device(device)
+    check_precision(precision, device, dtype_name)
+    check_threads(threads)
     folders = [Path(seed_folder(out, s)) for s in seeds]
     for folder, s in zip(folders, seeds, strict=True):
-        check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name, "host")  # stacked: host noise
+        check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name, "host", precision)  # host noise
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(
@@ -114,14 +120,15 @@ def train_seeds(
         at = ", ".join(f"seed {s} at step {n}" for s, n in zip(seeds, starts, strict=True))
         raise CheckpointError(f"the runs to resume stand at different steps ({at}); resume them separately")
     step = first_step = starts[0]
-    stack = StackedModels(models, optimizers, seeds, settings)
+    stack = StackedModels(models, optimizers, seeds, settings, precision)
+    governor = ThreadGovernor(choose_threads(threads, len(seeds) * mean_product_flops(models[0], settings.batch_size)))
     row_of = {s: i for i, s in enumerate(seeds)}
 
     def checkpoint(at: int, which: list[int]) -> None:
         stack.write_back(optimizers)
         for s in which:
             i = row_of[s]
-            info = RunInfo(recipe.id, s, settings.batch_size, at, dtype_name)
+            info = RunInfo(recipe.id, s, settings.batch_size, at, dtype_name, precision=precision)
             save_training_state(folders[i], models[i], optimizers[i], info)
             save(models[i], folders[i], {"recipe_id": recipe.id, "step": str(at), "seed": str(s)})
 
@@ -136,6 +143,7 @@ def train_seeds(
         while step < total and stack.seeds:
             x = torch.stack([source.batch(s, step, settings.batch_size) for s in stack.seeds])
             active = list(stack.seeds)
+            governor.tick()
             results, dropped = stack.step(x.to(device, torch_dtype), step)
             for s, r in zip(active, results, strict=True):
                 if s in dropped:
@@ -171,6 +179,8 @@ def train_seeds(
             steps_run=step - first_step,
             seconds=seconds,
             batch_size=settings.batch_size,
+            precision=precision,
+            threads=governor.record(),
         )  # fmt: skip
         for s, i in row_of.items()
         if s not in diverged

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from avb_zoo.catalogue.recipes import TrainSettings
+from avb_zoo.compute.precision import autocast
 from avb_zoo.errors import ConfigError
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.objectives import (
@@ -183,10 +184,11 @@ class StackedModels:
         optimizers: list[dict[str, torch.optim.Optimizer]],
         seeds: list[int],
         settings: TrainSettings,
+        precision: str = "float32",
     ) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in models[0].modules()):
             raise ConfigError("models with batch normalisation cannot be stacked (their statistics are state)")
-        self.models, self.seeds, self.settings = models, list(seeds), settings
+        self.models, self.seeds, self.settings, self.precision = models, list(seeds), settings, precision
         self.rows = list(range(len(models)))  # which of ``models`` each stacked row is
         first = models[0]
         self.objective = Objective(copy.deepcopy(first).to("meta"), settings.loss_scale)
@@ -226,7 +228,8 @@ class StackedModels:
         """One training step of every model on its minibatch ``x[k]``: (each model's result, the seeds whose
         losses were not finite, which are taken out of the stack without being updated)."""
         eps, z_contrast = self._noise(step)
-        primal, adversary, elbo, rec = self._losses(self.params, self.buffers, x, eps, z_contrast)
+        with autocast(x.device, self.precision):
+            primal, adversary, elbo, rec = self._losses(self.params, self.buffers, x, eps, z_contrast)
         reported = torch.stack([primal.detach(), adversary.detach(), elbo.detach(), rec.detach()], 1).tolist()
         results = [StepResult(*r) for r in reported]
         finite = [r.finite() for r in results]
@@ -251,7 +254,8 @@ class StackedModels:
             self.adam[player].update(self.params, grads[player])
         for sub in range(1, self.settings.adversary_steps if has_adversary else 1):
             eps, z_contrast = self._noise(step, sub)
-            loss = self._adversary_only(self.params, self.buffers, x, eps, z_contrast)
+            with autocast(x.device, self.precision):
+                loss = self._adversary_only(self.params, self.buffers, x, eps, z_contrast)
             self.adam["adversary"].update(self.params, self._grads(loss, "adversary", retain=False))
         return results, dropped
 

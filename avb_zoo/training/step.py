@@ -14,6 +14,7 @@ import torch
 
 from avb_zoo.catalogue.recipes import TrainSettings
 from avb_zoo.compute.distributed import World, mean_over_ranks
+from avb_zoo.compute.precision import autocast
 from avb_zoo.compute.rng import keyed_generator
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.objectives import (
@@ -103,15 +104,19 @@ def train_step(
     settings: TrainSettings,
     players: Players | None = None,
     world: World | None = None,
+    precision: str = "float32",
 ) -> StepResult:
     """One iteration on this rank's share ``x`` of the step's global batch; returns the global batch's losses.
 
     Nothing is updated when a loss is not finite on any rank (every rank takes the same decision).
+    ``precision`` bf16 runs the forward passes' matrix products in bf16 (backward passes follow them; losses
+    and Adam stay in float32, see :mod:`avb_zoo.compute.precision`).
     """
     world = world or World()
     players = players or make_players(model, world)
     rows = world.shard(settings.batch_size)
-    losses = compute_losses(model, players, x, seed, step, settings, rows)
+    with autocast(x.device, precision):
+        losses = compute_losses(model, players, x, seed, step, settings, rows)
     adversary_value = losses.adversary.detach() if losses.adversary is not None else losses.primal.new_zeros(())
     reported = torch.stack([losses.primal.detach(), adversary_value, losses.elbo.mean(), losses.rec.mean()])
     primal, adversary, elbo, rec = mean_over_ranks(reported, world).tolist()
@@ -128,7 +133,8 @@ def train_step(
     for sub in range(1, settings.adversary_steps if model.adversary is not None else 1):
         assert players.adversary is not None
         eps, z_contrast, moment_eps = draw_noise(model, seed, step, settings.batch_size, sub, rows)
-        loss = adversary_only_loss(model, x, eps, z_contrast, players.adversary, moment_eps)
+        with autocast(x.device, precision):
+            loss = adversary_only_loss(model, x, eps, z_contrast, players.adversary, moment_eps)
         _backward(loss, optimizers["adversary"].param_groups[0]["params"], retain=False)
         optimizers["adversary"].step()
     return result

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from avb_zoo.catalogue.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.compute.distributed import World, join_world, launch_id, restart_count, world_device
+from avb_zoo.compute.precision import check_precision
 from avb_zoo.compute.rng import derive_seed
+from avb_zoo.compute.threads import ThreadGovernor, check_threads, choose_threads, mean_product_flops
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
 from avb_zoo.modelling.model import AVBModel
 from avb_zoo.modelling.weights import save
@@ -57,6 +59,8 @@ class TrainResult:
     engine_notes: list[str] = field(default_factory=list)  # why an engine fell back
     history: list[tuple[int, StepResult]] = field(default_factory=list)  # losses every report_every steps
     training_seconds: float = 0.0  # wall time of the whole run up to ``step``, over every sitting (from history)
+    precision: str = "float32"  # the forward passes' matrix products
+    threads: dict[str, object] = field(default_factory=dict)  # intra-op threads used and why (ThreadGovernor.record)
 
     @property
     def examples_per_second(self) -> float:
@@ -123,6 +127,7 @@ def check_resume(
     batch_size: int,
     dtype: str = "float32",
     noise: str | None = None,
+    precision: str = "float32",
 ) -> RunInfo | None:
     """The run folder agrees with the request: empty for a new run, the same run for ``resume`` (whose saved
     RunInfo is returned; ``noise`` None accepts the saved stream)."""
@@ -141,6 +146,7 @@ def check_resume(
                 ("batch size", info.batch_size, batch_size),
                 ("dtype", info.dtype, dtype),
                 ("noise stream", info.noise, noise or info.noise),
+                ("precision", info.precision, precision),
             )
             if saved != asked
         ]
@@ -184,6 +190,8 @@ def train(
     noise: str | None = None,
     report_every: int = 100,
     max_seconds: float | None = None,
+    precision: str = "float32",
+    threads: int | None = None,
 ) -> TrainResult:
     """Train ``recipe`` (an id such as ``"toy-avb"`` or a Recipe) into the folder ``out``.
 
@@ -201,6 +209,13 @@ def train(
     stops (with a checkpoint) at the first step that ends past that much training wall time, counted over
     every sitting of the run (a resumed run starts from the time its checkpoint's history row records).
 
+    ``precision`` "bf16" runs the forward passes' matrix products in bfloat16 where the device computes them
+    natively (see :mod:`avb_zoo.compute.precision`); a run resumes only in the precision it was started with.
+
+    ``threads`` fixes torch's intra-op threads; None chooses them (a thread variable such as OMP_NUM_THREADS when
+    set, else the physical cores other programs leave idle, re-checked as the run goes; see
+    :mod:`avb_zoo.compute.threads`). The count used is in ``TrainResult.threads``.
+
     ``progress``: True shows a bar when stderr is a terminal and prints a line every ``report_every`` steps
     when it is not (a log file, a notebook's captured output); "bar" or "lines" forces one, False shows nothing.
     Every report is also appended to ``history.jsonl`` in ``out``.
@@ -217,12 +232,14 @@ def train(
         raise ConfigError(f"max_seconds must be positive, got {max_seconds}")
     if not isinstance(report_every, int) or report_every < 1:
         raise ConfigError(f"report_every must be a positive integer, got {shown(report_every)}")
+    check_precision(precision, device, dtype_name)
+    check_threads(threads)
     world = join_world(device)
     world.check_divides(settings.batch_size)
     device = world_device(torch.device(device), world)
     out = Path(out)
     resume = resolve_resume(out, resume)
-    saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise)
+    saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise, precision)
     noise = noise or (saved.noise if saved else default_noise(engine))
     check_engine(engine, noise, world)
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
@@ -235,11 +252,15 @@ def train(
         ensure_writable_dir(out)
         remove_stale_temps(out)  # a run killed mid-write (SIGKILL, power) leaves them; nothing else writes here
     model = init_model(recipe, seed).to(device, torch_dtype).train()
+    governor = ThreadGovernor(
+        choose_threads(threads, mean_product_flops(model, settings.batch_size // world.size), world.local_size),
+        world.local_size,
+    )
     optimizers = make_optimizers(model, settings)
     step = load_training_state(out, model, optimizers).step if resume else 0
     players = make_players(model, world)  # collective: every rank has passed the checks above
-    runner = make_engine(engine, noise, model, optimizers, settings, source, seed, step, players, world)
-    run_info = RunInfo(recipe.id, seed, settings.batch_size, 0, dtype_name, launch_id(), noise)
+    runner = make_engine(engine, noise, model, optimizers, settings, source, seed, step, players, world, precision)
+    run_info = RunInfo(recipe.id, seed, settings.batch_size, 0, dtype_name, launch_id(), noise, precision)
 
     def checkpoint(at: int) -> None:
         if world.is_main:
@@ -262,6 +283,7 @@ def train(
                 checkpoint(0)
             while step < total:
                 try:
+                    governor.tick()
                     runner.run(step)
                     step += 1
                     if max_seconds is not None and prior_seconds + time.perf_counter() - started >= max_seconds:
@@ -322,4 +344,6 @@ def train(
         runner.notes,
         history,
         prior_seconds + seconds,
+        precision,
+        governor.record(),
     )

@@ -46,10 +46,11 @@ class InnerProductAdversary(Adversary):
         self.theta_act = nn.ELU()
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        theta = self.theta_act(self.theta_out(self.theta(x)))
-        inner = (theta * self.s(z)).sum(1)
-        t_x = self.t_x_out(self.t_x(x)).squeeze(1)
-        t_z = self.t_z_out(self.t_z(z)).squeeze(1)
+        full = z.dtype  # the logit is formed in the input's dtype (float32 under bf16 autocast)
+        theta = self.theta_act(self.theta_out(self.theta(x))).to(full)
+        inner = (theta * self.s(z).to(full)).sum(1)
+        t_x = self.t_x_out(self.t_x(x)).squeeze(1).to(full)
+        t_z = self.t_z_out(self.t_z(z)).squeeze(1).to(full)
         return inner + t_x + t_z + 0.5 * z.square().sum(1)
 
 
@@ -85,7 +86,7 @@ class ResidualAdversary(Adversary):
         net = self.act(self.inp(torch.cat([x, z], dim=1)))
         for inner, outer in zip(self.inner, self.outer, strict=True):
             net = self.act(net + outer(self.inner_act(inner(net))))
-        return self.head(net).squeeze(1) + 0.5 * z.square().sum(1)
+        return self.head(net).squeeze(1).to(z.dtype) + 0.5 * z.square().sum(1)
 
 
 ADVERSARIES: dict[str, type[Adversary]] = {

@@ -117,7 +117,8 @@ class BernoulliDecoder(Decoder):
         return self.body(z)
 
     def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(self.forward(z), x, reduction="none").sum(1)
+        logits = self.forward(z).to(x.dtype)  # float32 under bf16 autocast: the likelihood is summed in full precision
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
 
 
 class GaussianDecoder(Decoder):
@@ -150,7 +151,7 @@ class GaussianDecoder(Decoder):
         return (torch.sigmoid(mean) if self.sigmoid_mean else mean), log_scale
 
     def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        mean, log_scale = self.forward(z)
+        mean, log_scale = (t.to(x.dtype) for t in self.forward(z))
         r = (x - mean) * torch.exp(-log_scale)
         return (0.5 * r.square() + log_scale + 0.5 * math.log(2 * math.pi)).sum(1)
 
