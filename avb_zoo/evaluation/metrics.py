@@ -58,12 +58,17 @@ def q0_description(method: str) -> str:
 
 
 def model_log_likelihood(model: AVBModel, x: torch.Tensor):
-    """log p(x_b | z_bk) for z [B, K, d] -> [B, K], through the model's decoder."""
+    """log p(x_b | z_bk) for z [B, K, d] -> [B, K], through the model's decoder.
+
+    The images repeated once per chain are made once per chain count, not at every one of AIS's thousands of
+    calls (a copy as large as the decoder's output)."""
+    repeated: dict[int, torch.Tensor] = {}
 
     def log_likelihood(z: torch.Tensor) -> torch.Tensor:
         batch, chains, dim = z.shape
-        x_rep = x.repeat_interleave(chains, dim=0)
-        return -model.nll(x_rep, z.reshape(batch * chains, dim)).view(batch, chains)
+        if chains not in repeated:
+            repeated[chains] = x.repeat_interleave(chains, dim=0)
+        return -model.nll(repeated[chains], z.reshape(batch * chains, dim)).view(batch, chains)
 
     return log_likelihood
 

@@ -37,6 +37,65 @@ PREFIX = "model."
 FUSED = hasattr(torch, "_fused_adam_")  # torch's one-pass Adam kernel (CPU and CUDA)
 
 
+class _BiasedProduct(torch.autograd.Function):
+    """``F.linear(x, w, b)`` whose batched form (under vmap, over stacked weights) is one ``baddbmm``.
+
+    vmap's own rule for ``linear`` is a batched product followed by a separate bias add over the whole output;
+    ``baddbmm`` adds the bias inside the product. The backward is linear's (dx = g w, dw = g^T x, db = sum g),
+    written once so that vmap batches it into batched products with one layout for every weight gradient.
+    """
+
+    generate_vmap_rule = False
+
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, w, b)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, w, _ = inputs
+        ctx.save_for_backward(x, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, w = ctx.saved_tensors
+        rows = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad @ w if ctx.needs_input_grad[0] else None
+        grad_w = rows.mT @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        grad_b = rows.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+    @staticmethod
+    def vmap(info, in_dims, x, w, b):
+        x_dim, w_dim, b_dim = in_dims
+        if w_dim is None or b_dim is None:  # shared weights: linear's own batching
+            x = x if x_dim is None else x.movedim(x_dim, 0)
+            return nn.functional.linear(x, w, b), None if x_dim is None else 0
+        w, b = w.movedim(w_dim, 0), b.movedim(b_dim, 0)
+        k = info.batch_size
+        x = x.unsqueeze(0).expand(k, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        lead = x.shape[1:-1]
+        out = torch.baddbmm(b.unsqueeze(1), x.reshape(k, -1, x.shape[-1]), w.mT)
+        return out.reshape(k, *lead, w.shape[1]), 0
+
+
+class _StackableLinear(nn.Linear):
+    """nn.Linear computed through :class:`_BiasedProduct` (same values; one fused product when stacked)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return super().forward(x)
+        return _BiasedProduct.apply(x, self.weight, self.bias)
+
+
+def stackable(module: nn.Module) -> nn.Module:
+    """``module`` with every nn.Linear computing through :class:`_StackableLinear` (in place; parameters kept)."""
+    for m in module.modules():
+        if type(m) is nn.Linear:
+            m.__class__ = _StackableLinear
+    return module
+
+
 class Objective(nn.Module):
     """One model's losses as a module, so ``functional_call`` can run them on any model's parameters.
 
@@ -191,7 +250,7 @@ class StackedModels:
         self.models, self.seeds, self.settings, self.precision = models, list(seeds), settings, precision
         self.rows = list(range(len(models)))  # which of ``models`` each stacked row is
         first = models[0]
-        self.objective = Objective(copy.deepcopy(first).to("meta"), settings.loss_scale)
+        self.objective = Objective(stackable(copy.deepcopy(first).to("meta")), settings.loss_scale)
         self.params = {
             f"{PREFIX}{n}": torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
             for n, _ in first.named_parameters()
