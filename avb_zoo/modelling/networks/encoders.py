@@ -172,13 +172,14 @@ class NoiseBasisEncoder(Encoder):
             h = layer(h)
             if i < len(self.basis) - 1:
                 h = self.act(h)
-        return h
+        return h.to(eps.dtype)  # float32 under bf16 autocast: z - mean is a difference of these sums
 
     def location_and_scales(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z0(x) [B, d] and the positive coefficients a_i(x) [B, n_basis, d] (ELU(. - 5) + 1, ~0.0067 at init)."""
         h = self.trunk(x)
-        a = torch.nn.functional.elu(self.scales(h) - 5.0) + 1.0
-        return self.z0(h), a.view(-1, self.n_basis, self.latent_dim)
+        # in the input's dtype (float32 under bf16 autocast): ELU(s - 5) + 1 ~ 0.0067 cancels 0.9933 against 1
+        a = torch.nn.functional.elu(self.scales(h).to(x.dtype) - 5.0) + 1.0
+        return self.z0(h).to(x.dtype), a.view(-1, self.n_basis, self.latent_dim)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         z0, a = self.location_and_scales(x)
