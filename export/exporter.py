@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 import avb_zoo
+from avb_zoo.compute.threads import check_threads, choose_threads, governed, mean_product_flops
 from avb_zoo.errors import ExportError, shown
 from avb_zoo.hub.resolve import resolve
 from avb_zoo.modelfile.config_file import read_model_config
@@ -117,11 +118,15 @@ def export_model(
     batch_sizes: tuple[int, ...] = DEFAULT_BATCHES,
     atol: float = DEFAULT_ATOL,
     seed: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Export every graph ``model`` has to ``out/onnx/``, verified; returns the report written beside them.
 
-    ``seed`` keys the random test inputs (None: fresh ones, the seed used is in the report).
+    ``seed`` keys the random test inputs (None: fresh ones, the seed used is in the report). ``threads`` fixes
+    the threads of torch and of the parity check's onnxruntime session (None: chosen, see
+    :mod:`avb_zoo.compute.threads`).
     """
+    check_threads(threads)
     out = Path(out)
     onnx_dir = out / ONNX_DIR
     seed = secrets.randbits(62) if seed is None else seed
@@ -136,39 +141,41 @@ def export_model(
     files: dict[Path, bytes] = {}
     graphs: dict[str, Any] = {}
     try:
-        for spec in specs:
-            proto = to_onnx(spec, opset)
-            meta = _metadata(model, spec, model_id, version, opset)
-            stamp(
-                proto,
-                meta,
-                f"avb-zoo {model_id}: {spec.name} graph ({', '.join(spec.inputs)} -> {', '.join(spec.outputs)})",
-                version,
-            )
-            data = proto.SerializeToString()
-            checks = check_parity(data, spec, batch_sizes, generator)
-            worst = max(v for c in checks for v in c["max_abs_diff"].values())
-            if not worst <= atol:
-                bad = next(c for c in checks if max(c["max_abs_diff"].values()) == worst)
-                raise ExportError(
-                    f"{spec.name} graph differs from its torch module: max abs error {worst:.3g} at batch "
-                    f"{bad['batch']} exceeds {atol:g}; no graphs were kept"
+        choice = choose_threads(threads, mean_product_flops(model, max(batch_sizes)))
+        with governed(choice) as governor:
+            for spec in specs:
+                proto = to_onnx(spec, opset)
+                meta = _metadata(model, spec, model_id, version, opset)
+                stamp(
+                    proto,
+                    meta,
+                    f"avb-zoo {model_id}: {spec.name} graph ({', '.join(spec.inputs)} -> {', '.join(spec.outputs)})",
+                    version,
                 )
-            path = out / graph_file(spec.name)
-            files[path] = data
-            tests = test_data_files(spec)
-            files.update({out / rel: blob for rel, blob in tests.items()})
-            graphs[spec.name] = {
-                "file": graph_file(spec.name),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "bytes": len(data),
-                "inputs": {name: ["batch", spec.sizes[name]] for name in spec.inputs},
-                "outputs": list(spec.outputs),
-                "max_abs_diff": worst,
-                "test_data": {rel: hashlib.sha256(blob).hexdigest() for rel, blob in sorted(tests.items())},
-                "checks": checks,
-                "metadata": meta,
-            }
+                data = proto.SerializeToString()
+                checks = check_parity(data, spec, batch_sizes, generator, threads=governor.choice.threads)
+                worst = max(v for c in checks for v in c["max_abs_diff"].values())
+                if not worst <= atol:
+                    bad = next(c for c in checks if max(c["max_abs_diff"].values()) == worst)
+                    raise ExportError(
+                        f"{spec.name} graph differs from its torch module: max abs error {worst:.3g} at batch "
+                        f"{bad['batch']} exceeds {atol:g}; no graphs were kept"
+                    )
+                path = out / graph_file(spec.name)
+                files[path] = data
+                tests = test_data_files(spec)
+                files.update({out / rel: blob for rel, blob in tests.items()})
+                graphs[spec.name] = {
+                    "file": graph_file(spec.name),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                    "inputs": {name: ["batch", spec.sizes[name]] for name in spec.inputs},
+                    "outputs": list(spec.outputs),
+                    "max_abs_diff": worst,
+                    "test_data": {rel: hashlib.sha256(blob).hexdigest() for rel, blob in sorted(tests.items())},
+                    "checks": checks,
+                    "metadata": meta,
+                }
         report = {
             "model_id": model_id,
             "model_version": version,

@@ -19,10 +19,15 @@ DEFAULT_BATCHES = (1, 2, 17, 257)  # 1, small, odd, and an odd size above 256
 
 
 def check_parity(
-    data: bytes, spec: GraphSpec, batch_sizes: tuple[int, ...], generator: torch.Generator
+    data: bytes,
+    spec: GraphSpec,
+    batch_sizes: tuple[int, ...],
+    generator: torch.Generator,
+    threads: int | None = None,
 ) -> list[dict[str, object]]:
-    """For each batch size: the max abs difference per output (inf where shapes differ or values are not finite)."""
-    session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+    """For each batch size: the max abs difference per output (inf where shapes differ or values are not finite);
+    ``threads`` sets onnxruntime's intra-op pool (default: onnxruntime's)."""
+    session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
     checks: list[dict[str, object]] = []
     for batch in batch_sizes:
         inputs = spec.example(batch, generator)

@@ -92,6 +92,29 @@ def test_table_output(toy_vae_copy: Path) -> None:  # noqa: F811
     assert not (toy_vae_copy / "metrics.json").exists()
 
 
+def test_threads_are_recorded_in_the_protocol(toy_vae_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from avb_zoo.evaluation.evaluate import comparable
+    from avb_zoo.evaluation.protocol import check_protocol
+
+    code, out = run("eval", toy_vae_copy, *FAST, "--threads", "1")
+    assert code == 0, out
+    metrics = json.loads((toy_vae_copy / "metrics.json").read_text())
+    assert check_protocol(metrics)["threads"] == 1
+    assert metrics["protocol"]["threads_source"] == "1 (--threads)"
+    assert not {"threads", "threads_source"} & set(comparable(metrics)["protocol"])
+    # the library, without --threads or a thread variable: one thread for the toy's tiny decoder, and torch's
+    # own count back afterwards
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    torch.set_num_threads(2)
+    settings = EvalSettings(ais=AISSettings(steps=10, chains=3), iw_samples=20)
+    protocol = evaluate(load(toy_vae_copy), settings)["protocol"]
+    assert (protocol["threads"], protocol["threads_source"]) == (1, "1 (auto: products too small to split)")
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ConfigError, match="--threads must be a whole number"):
+        evaluate(load(toy_vae_copy), EvalSettings(threads=0))
+
+
 def test_results_do_not_depend_on_batch_size(trained_toy_vae) -> None:  # noqa: F811
     def metrics(batch_size: int) -> dict:
         settings = EvalSettings(ais=AISSettings(steps=10, chains=3), batch_size=batch_size, iw_samples=20)

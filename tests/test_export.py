@@ -193,7 +193,7 @@ def test_failed_check_removes_outputs_and_raises(tmp_path, monkeypatch):
     for stale in ("encoder.onnx", "sampler.onnx", "verification.json"):
         (out / "onnx" / stale).write_bytes(b"from an earlier export")
 
-    def broken(data, spec, batch_sizes, generator):
+    def broken(data, spec, batch_sizes, generator, threads=None):
         return [{"batch": b, "max_abs_diff": {name: 0.5 for name in spec.outputs}} for b in batch_sizes]
 
     monkeypatch.setattr(exporter, "check_parity", broken)

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from avb_zoo.commands.support import example, launch_options, launch_settings, print_json, worker_argv
+from avb_zoo.commands.support import (
+    example,
+    launch_options,
+    launch_settings,
+    print_json,
+    threads_option,
+    worker_argv,
+)
 
 
 def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, int | None, str]:
@@ -63,6 +70,7 @@ def _preset_settings(ctx: click.Context, model: Any, name: str) -> tuple[Any, in
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Examples per batch.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="VAE IW bound samples.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw (keyed per example).")
 @click.option("--data-dir", type=click.Path(), default=None, help="MNIST folder (default: $AVB_ZOO_DATA).")
 @click.option("--no-write", is_flag=True, help="Do not write metrics.json beside the weights.")
@@ -98,6 +106,7 @@ def eval_model(
     batch_size: int,
     iw_samples: int,
     device: str,
+    threads: int | None,
     seed: int,
     data_dir: str | None,
     no_write: bool,
@@ -114,6 +123,9 @@ def eval_model(
 
     With --nproc N the test batches are shared out between N processes (started by torchrun's elastic
     agent); the metrics equal those of one process, only the timings and protocol.processes differ.
+
+    --threads fixes torch's threads (in each process under --nproc); without it they are chosen from the cores
+    other programs leave idle, and protocol.threads records the count used.
     """
     from avb_zoo.compute.distributed import join_world, leave_world
     from avb_zoo.evaluation.evaluate import (
@@ -125,7 +137,9 @@ def eval_model(
     )
     from avb_zoo.evaluation.presets import find_preset
     from avb_zoo.hub.resolve import resolve
+    from avb_zoo.util.threads import check_threads
 
+    check_threads(threads)
     find_preset(preset)  # a misspelt preset is named before the model is looked up
     model = resolve(id_or_dir)  # the name is resolved once; every step below takes the folder it names
     ais, n_test, label = _preset_settings(ctx, model, preset)
@@ -139,6 +153,7 @@ def eval_model(
         data_dir=data_dir,
         preset=label,
         bdmc=bdmc,
+        threads=threads,
     )
     if estimate_only:
         click.echo(f"preset {label}: " + estimate_folder(model, settings).describe())

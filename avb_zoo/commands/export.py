@@ -6,7 +6,7 @@ import json
 
 import click
 
-from avb_zoo.commands.support import example, print_json
+from avb_zoo.commands.support import example, print_json, threads_option
 
 
 @example("avb-zoo export runs/toy-avb")
@@ -17,14 +17,25 @@ from avb_zoo.commands.support import example, print_json
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @click.option("--seed", type=int, default=None, help="Seed of the parity check's inputs (default: fresh).")
 @click.option("--int8", is_flag=True, help="Also write an int8 sampler (onnx/sampler-int8.onnx), error measured.")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 def export_graphs(
-    id_or_dir: str, out: str | None, model_id: str | None, opset: int, seed: int | None, int8: bool, as_json: bool
+    id_or_dir: str,
+    out: str | None,
+    model_id: str | None,
+    opset: int,
+    seed: int | None,
+    int8: bool,
+    threads: int | None,
+    as_json: bool,
 ) -> None:
     """Export the model in ID_OR_DIR to ONNX and check every graph against PyTorch through onnxruntime."""
+    from avb_zoo.util.threads import check_threads
+
+    check_threads(threads)
     from avb_zoo.export import export_folder
 
-    where, report = export_folder(id_or_dir, out, model_id=model_id, opset=opset, seed=seed)
+    where, report = export_folder(id_or_dir, out, model_id=model_id, opset=opset, seed=seed, threads=threads)
     if int8:
         from avb_zoo.export.quantize import quantize_sampler
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from avb_zoo.commands.support import example, print_json
+from avb_zoo.commands.support import example, print_json, threads_option
 
 PROVIDERS = click.Choice(["auto", "cpu", "cuda"])
 
@@ -58,6 +58,7 @@ def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the encoder noise.")
 @click.option("--moments", "moments_out", default=None, help="Also write the mean and variance of q(z|x) (.npz).")
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@threads_option
 @invert_option
 @json_option
 def encode(
@@ -68,6 +69,7 @@ def encode(
     seed: int,
     moments_out: str | None,
     provider: str,
+    threads: int | None,
     invert: bool,
     as_json: bool,
 ) -> None:
@@ -78,11 +80,13 @@ def encode(
 
     from avb_zoo.runtime import Encoder, load_images
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+    from avb_zoo.util.threads import check_threads
 
+    check_threads(threads)
     files = {}
     out_path = check_suffix(out, ".npy", "--out")
     moments_path = check_suffix(moments_out, ".npz", "--moments") if moments_out else None
-    encoder = Encoder(id_or_dir, providers=provider)
+    encoder = Encoder(id_or_dir, providers=provider, threads=threads)
     x = load_images(input_path, encoder.image_shape, invert=invert)
     z = encoder.encode(x, samples=samples, seed=seed)
     files[out_path] = npy_bytes(z)
@@ -122,6 +126,7 @@ def encode(
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per grid row.")
 @grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@threads_option
 @json_option
 def sample(
     id_or_dir: str,
@@ -134,6 +139,7 @@ def sample(
     scale: int,
     labels: bool,
     provider: str,
+    threads: int | None,
     as_json: bool,
 ) -> None:
     """Sample images from the model in ID_OR_DIR with onnxruntime and write them as a grid (--out) or an array
@@ -143,13 +149,15 @@ def sample(
     from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, sample_grid
     from avb_zoo.runtime.limits import check_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+    from avb_zoo.util.threads import check_threads
 
+    check_threads(threads)
     if out is None and npy_out is None:
         raise InputError("say where to write the samples: --out (an image grid) and/or --npy (an array)")
     out_path, fmt = check_image_path(out, "--out") if out else (None, None)
     check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
-    sampler = open_sampler(id_or_dir, providers=provider)
+    sampler = open_sampler(id_or_dir, providers=provider, threads=threads)
     if isinstance(sampler, PosteriorSampler):
         _write_posterior_draws(sampler, count, seed, out_path, npy_path, as_json)
         return
@@ -201,6 +209,7 @@ def _write_posterior_draws(
 @click.option("--npy", "npy_out", default=None, help="Also write the reconstructions [N, x_dim] (.npy).")
 @grid_options
 @click.option("--provider", type=PROVIDERS, default="auto", show_default=True, help="onnxruntime provider.")
+@threads_option
 @invert_option
 @json_option
 def reconstruct(
@@ -212,6 +221,7 @@ def reconstruct(
     scale: int,
     labels: bool,
     provider: str,
+    threads: int | None,
     invert: bool,
     as_json: bool,
 ) -> None:
@@ -219,12 +229,14 @@ def reconstruct(
     from avb_zoo.runtime import Encoder, Sampler, load_images
     from avb_zoo.runtime.images import check_image_path, check_scale, image_bytes, reconstruction_grid
     from avb_zoo.runtime.outputs import check_suffix, npy_bytes, write_all
+    from avb_zoo.util.threads import check_threads
 
+    check_threads(threads)
     out_path, fmt = check_image_path(out, "--out")
     check_scale(scale)
     npy_path = check_suffix(npy_out, ".npy", "--npy") if npy_out else None
-    encoder = Encoder(id_or_dir, providers=provider)
-    sampler = Sampler(encoder.folder, providers=provider)
+    encoder = Encoder(id_or_dir, providers=provider, threads=threads)
+    sampler = Sampler(encoder.folder, providers=provider, threads=threads)
     x = load_images(input_path, encoder.image_shape, invert=invert)
     recon = sampler.probabilities(encoder.encode(x, seed=seed))
     files = {out_path: image_bytes(reconstruction_grid(x, recon, encoder.image_shape, scale, labels), fmt)}

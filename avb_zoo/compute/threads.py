@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -16,7 +18,16 @@ from avb_zoo.util.threads import (
     physical_cores,
 )
 
-__all__ = ["ThreadChoice", "ThreadGovernor", "apply_threads", "check_threads", "choose_threads", "mean_product_flops"]
+__all__ = [
+    "ThreadChoice",
+    "ThreadGovernor",
+    "apply_threads",
+    "check_threads",
+    "choose_threads",
+    "governed",
+    "mean_product_flops",
+    "tick",
+]
 
 
 def apply_threads(choice: ThreadChoice) -> ThreadChoice:
@@ -65,6 +76,30 @@ class ThreadGovernor:
         if len(self.counts) > 1:
             record["threads_later"] = self.counts[1:]
         return record
+
+
+_GOVERNING: list[ThreadGovernor] = []  # the governors of the ``governed`` blocks now open, innermost last
+
+
+@contextmanager
+def governed(choice: ThreadChoice, processes: int = 1) -> Iterator[ThreadGovernor]:
+    """A ThreadGovernor for the block: torch runs on its count inside, :func:`tick` reaches it from any loop
+    the block calls, and the thread count the caller had is back afterwards."""
+    before = torch.get_num_threads()
+    governor = ThreadGovernor(choice, processes)
+    _GOVERNING.append(governor)
+    try:
+        yield governor
+    finally:
+        _GOVERNING.remove(governor)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def tick() -> None:
+    """Tick the governor of the innermost :func:`governed` block (none open: nothing). Cheap: call it per step."""
+    if _GOVERNING:
+        _GOVERNING[-1].tick()
 
 
 def mean_product_flops(module: torch.nn.Module, batch: int) -> float:

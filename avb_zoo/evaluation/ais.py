@@ -43,6 +43,7 @@ from typing import NamedTuple
 import torch
 
 from avb_zoo.compute.rng import keyed_generator
+from avb_zoo.compute.threads import tick
 from avb_zoo.errors import EvaluationError, shown
 
 LOG_2PI = math.log(2 * math.pi)
@@ -397,6 +398,7 @@ def pilot_step_sizes(
     state = init(q0, log_likelihood, noise.initial(), settings.step_size)
     reached = []
     for t in range(steps - 1):  # the weights are not needed: the chains alone set the acceptance
+        tick()
         beta = float(betas[t + 1])
         state, info = hmc_kernel(noise.step(t), state, q0, beta, log_likelihood, settings.leapfrog_steps)
         state = state._replace(step_size=adapt_step_size(state.step_size, info.acceptance, settings))
@@ -444,6 +446,7 @@ def run_ais(
     state = init(q0, log_likelihood, noise.initial(), settings.step_size)
     acceptance_sum = torch.zeros(batch, dtype=torch.float64, device=q0.mean.device)
     for t in range(settings.steps):
+        tick()  # the thread count follows the machine's load during a long run (see compute.threads)
         state = anneal(state, q0, betas[t], betas[t + 1])
         if t == transitions:  # no transition after the last increment
             break

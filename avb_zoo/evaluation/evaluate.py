@@ -13,6 +13,11 @@ Under torchrun each process evaluates whole batches of the one-process batching,
 and the per-example values are gathered back in batch order: every metric, standard error and AIS
 diagnostic equals the one-process result (bitwise on the same machine). Only the timings in
 ``diagnostics`` (RUN_DEPENDENT) and ``protocol["processes"]`` differ; :func:`comparable` drops them.
+
+Torch's intra-op threads are ``EvalSettings.threads`` when given, else chosen (a thread variable such as
+OMP_NUM_THREADS, else the physical cores other programs leave idle, shared among this machine's processes, and
+one thread for a decoder too small to split; see :mod:`avb_zoo.compute.threads`); an automatic count follows the
+load as AIS runs. ``protocol.threads`` and ``protocol.threads_source`` record the count and where it came from.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.compute.distributed import World, gather_objects, join_world, world_device
+from avb_zoo.compute.threads import ThreadChoice, check_threads, choose_threads, governed, mean_product_flops, tick
 from avb_zoo.errors import AVBZooError, CheckpointError, EvaluationError, shown
 from avb_zoo.evaluation.ais import AISSettings
 from avb_zoo.evaluation.bdmc import check_bdmc_model, check_bdmc_pairs, model_bdmc, summarise_bdmc
@@ -55,10 +61,10 @@ QUADRATURE_MAX_X_DIM = 64  # exact log p(x) on a latent grid only where the deco
 AUTHORS_ELBO_DRAWS = 25_600  # 200 batches x 128 in the authors' test script
 MAX_ELBO_SAMPLES = 1000
 # What may differ between two evaluations of the same model with the same settings: the timings, and the
-# number of processes that shared the work.
+# processes and threads that shared the work.
 RUN_DEPENDENT = {
     "diagnostics": ("ais_seconds", "ais_leapfrog_per_second", "seconds", "resumed_batches"),
-    "protocol": ("processes", "threads"),
+    "protocol": ("processes", "threads", "threads_source", "threads_later"),
 }
 ELBO_KINDS = {
     "bound": "bound (analytic KL)",
@@ -82,9 +88,11 @@ class EvalSettings:
     data_dir: str | None = None
     preset: str | None = None  # the named protocol these settings came from (recorded; see presets.py)
     bdmc: int | None = None  # simulated (x, z) pairs for the BDMC bracket (None: no bracket)
+    threads: int | None = None  # torch's intra-op threads (None: chosen; see the module's docstring)
 
     def validate(self) -> EvalSettings:
         self.ais.validate()
+        check_threads(self.threads)
         if self.bdmc is not None:
             check_bdmc_pairs(self.bdmc)
         for name in ("batch_size", "iw_samples", "elbo_samples"):
@@ -199,82 +207,97 @@ def evaluate(
     journal = None
     if resume_dir is not None:
         journal = Journal(resume_dir, journal_key(model, settings, test, elbo_samples, has_adversary, device))
-    if on_estimate is not None and world.is_main:
-        on_estimate(pilot_estimate(model, settings, test, elbo_samples, exact))
-    start = time.perf_counter()
-    ais_seconds = 0.0
-    n = test.x.shape[0]
-    starts = range(0, n, settings.batch_size)
-    mine: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (columns, diagnostics) per batch
-    resumed = 0
-    show = progress and world.is_main
-    mine_starts = starts[world.rank :: world.size]
-    bar = tqdm(mine_starts, desc="eval", unit="batch", disable=not show, dynamic_ncols=True)
-    for lo in bar:
-        x = test.x[lo : lo + settings.batch_size].to(device)
-        idx = test.indices[lo : lo + settings.batch_size]
-        kept = journal.load(lo, idx, x) if journal is not None else None
-        if kept is not None:
-            mine.append(kept[:2])
-            ais_seconds += kept[2]
-            resumed += 1
-            continue
-        terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
-        if method != "vae":
-            if not has_adversary:
-                terms = {k: v for k, v in terms.items() if k == "reconstruction_error"}
-            terms = {ESTIMATED.get(k, k): v for k, v in terms.items()}
-        t0 = time.perf_counter()
-        ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
-        batch_ais_seconds = time.perf_counter() - t0
-        ais_seconds += batch_ais_seconds
-        terms["log_likelihood"] = ais.log_likelihood
-        if method == "vae":
-            terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
-        if exact:
-            terms["exact_log_likelihood"] = quadrature_log_likelihood(model, x)
-        diagnostics = {
-            "acceptance": ais.acceptance,
-            "step_size": ais.step_size,
-            "ess": ais.effective_sample_size,
-            "mc_se": ais.monte_carlo_se,
+    choice = thread_choice(model, settings, test.x.shape[0], world.local_size)
+    with governed(choice, world.local_size) as governor:
+        if on_estimate is not None and world.is_main:
+            on_estimate(pilot_estimate(model, settings, test, elbo_samples, exact))
+        start = time.perf_counter()
+        ais_seconds = 0.0
+        n = test.x.shape[0]
+        starts = range(0, n, settings.batch_size)
+        mine: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (columns, diagnostics) per batch
+        resumed = 0
+        show = progress and world.is_main
+        mine_starts = starts[world.rank :: world.size]
+        bar = tqdm(mine_starts, desc="eval", unit="batch", disable=not show, dynamic_ncols=True)
+        for lo in bar:
+            tick()
+            x = test.x[lo : lo + settings.batch_size].to(device)
+            idx = test.indices[lo : lo + settings.batch_size]
+            kept = journal.load(lo, idx, x) if journal is not None else None
+            if kept is not None:
+                mine.append(kept[:2])
+                ais_seconds += kept[2]
+                resumed += 1
+                continue
+            terms = elbo_terms(model, x, idx, settings.seed, elbo_samples)
+            if method != "vae":
+                if not has_adversary:
+                    terms = {k: v for k, v in terms.items() if k == "reconstruction_error"}
+                terms = {ESTIMATED.get(k, k): v for k, v in terms.items()}
+            t0 = time.perf_counter()
+            ais = ais_log_likelihood(model, x, idx, settings.ais, settings.seed)
+            batch_ais_seconds = time.perf_counter() - t0
+            ais_seconds += batch_ais_seconds
+            terms["log_likelihood"] = ais.log_likelihood
+            if method == "vae":
+                terms["iw_bound"] = importance_weighted_bound(model, x, idx, settings.seed, settings.iw_samples)
+            if exact:
+                terms["exact_log_likelihood"] = quadrature_log_likelihood(model, x)
+            diagnostics = {
+                "acceptance": ais.acceptance,
+                "step_size": ais.step_size,
+                "ess": ais.effective_sample_size,
+                "mc_se": ais.monte_carlo_se,
+            }
+            done = (
+                {k: v.detach().double().cpu() for k, v in terms.items()},
+                {k: v.cpu() for k, v in diagnostics.items()},
+            )
+            if journal is not None:
+                journal.save(lo, idx, x, *done, batch_ais_seconds)
+            mine.append(done)
+        ranks = gather_objects((mine, ais_seconds, resumed), world)
+        batches = in_batch_order([done for done, _, _ in ranks], len(starts))
+        per_example = {k: torch.cat([columns[k] for columns, _ in batches]) for k in batches[0][0]}
+        diagnostics = {k: torch.cat([diag[k] for _, diag in batches]) for k in batches[0][1]}
+        ais_seconds = max(seconds for _, seconds, _ in ranks)  # the group waits for its slowest process
+        for name, values in per_example.items():
+            if not torch.isfinite(values).all():
+                raise EvaluationError(
+                    f"{name} is not finite for some test examples: the model's outputs are not finite"
+                )
+        elbo_key = "elbo" if method == "vae" else "elbo_estimate"
+        result: dict[str, Any] = {elbo_key: None, f"{elbo_key}_spread_se": None}
+        result.update(_summarise(per_example))
+        result["log_likelihood_mc_se"] = monte_carlo_se_of_mean(diagnostics["mc_se"])
+        ais_work = n * settings.ais.chains * settings.ais.leapfrog_steps * max(settings.ais.steps - 1, 1)
+        ais_work *= 1.0 + settings.ais.pilot_cost  # the pilot's leapfrog steps are timed too
+        result["elbo_kind"] = ELBO_KINDS["bound" if method == "vae" else ("estimate" if has_adversary else "none")]
+        result["diagnostics"] = {
+            "ais_mean_acceptance": float(diagnostics["acceptance"].mean()),
+            "ais_final_step_size": float(diagnostics["step_size"].mean()),  # the frozen schedule's last eps
+            "ais_mean_ess": float(diagnostics["ess"].mean()),
+            "ais_seconds": round(ais_seconds, 3),
+            "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
+            "seconds": round(time.perf_counter() - start, 3),
+            "resumed_batches": sum(count for _, _, count in ranks),  # read back from resume_dir, not run now
         }
-        done = ({k: v.detach().double().cpu() for k, v in terms.items()}, {k: v.cpu() for k, v in diagnostics.items()})
-        if journal is not None:
-            journal.save(lo, idx, x, *done, batch_ais_seconds)
-        mine.append(done)
-    ranks = gather_objects((mine, ais_seconds, resumed), world)
-    batches = in_batch_order([done for done, _, _ in ranks], len(starts))
-    per_example = {k: torch.cat([columns[k] for columns, _ in batches]) for k in batches[0][0]}
-    diagnostics = {k: torch.cat([diag[k] for _, diag in batches]) for k in batches[0][1]}
-    ais_seconds = max(seconds for _, seconds, _ in ranks)  # the group waits for its slowest process
-    for name, values in per_example.items():
-        if not torch.isfinite(values).all():
-            raise EvaluationError(f"{name} is not finite for some test examples: the model's outputs are not finite")
-    elbo_key = "elbo" if method == "vae" else "elbo_estimate"
-    result: dict[str, Any] = {elbo_key: None, f"{elbo_key}_spread_se": None}
-    result.update(_summarise(per_example))
-    result["log_likelihood_mc_se"] = monte_carlo_se_of_mean(diagnostics["mc_se"])
-    ais_work = n * settings.ais.chains * settings.ais.leapfrog_steps * max(settings.ais.steps - 1, 1)
-    ais_work *= 1.0 + settings.ais.pilot_cost  # the pilot's leapfrog steps are timed too
-    result["elbo_kind"] = ELBO_KINDS["bound" if method == "vae" else ("estimate" if has_adversary else "none")]
-    result["diagnostics"] = {
-        "ais_mean_acceptance": float(diagnostics["acceptance"].mean()),
-        "ais_final_step_size": float(diagnostics["step_size"].mean()),  # the frozen schedule's last eps
-        "ais_mean_ess": float(diagnostics["ess"].mean()),
-        "ais_seconds": round(ais_seconds, 3),
-        "ais_leapfrog_per_second": round(ais_work / max(ais_seconds, 1e-9), 1),
-        "seconds": round(time.perf_counter() - start, 3),
-        "resumed_batches": sum(count for _, _, count in ranks),  # read back from resume_dir, not run now
-    }
-    if settings.bdmc is not None:
-        result.update(bdmc_bracket(model, settings, world, show))
-    result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
-    result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device))
-    result["protocol"]["elbo_samples"] = elbo_samples
-    result["protocol"]["processes"] = world.size
-    result["reliability"] = reliability_record(result, settings.ais.chains)
-    return result
+        if settings.bdmc is not None:
+            result.update(bdmc_bracket(model, settings, world, show))
+        result["model"] = {k: model.config.get(k) for k in ("id", "method", "latent_dim", "x_dim")}
+        result["protocol"] = protocol(model, settings, test, exact, torch.device(settings.device), governor.record())
+        result["protocol"]["elbo_samples"] = elbo_samples
+        result["protocol"]["processes"] = world.size
+        result["reliability"] = reliability_record(result, settings.ais.chains)
+        return result
+
+
+def thread_choice(model: AVBModel, settings: EvalSettings, examples: int, processes: int = 1) -> ThreadChoice:
+    """Torch's threads for evaluating ``model``: ``settings.threads``, else chosen for the decoder's products
+    at the AIS batch (a batch's examples times the chains), shared among ``processes`` on this machine."""
+    rows = min(settings.batch_size, examples) * max(settings.ais.chains, settings.ais.pilot_chains)
+    return choose_threads(settings.threads, mean_product_flops(model.decoder, rows), processes)
 
 
 def bdmc_bracket(model: AVBModel, settings: EvalSettings, world: World, progress: bool = False) -> dict[str, Any]:
@@ -312,8 +335,16 @@ def journal_key(
     }
 
 
-def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool, device: torch.device) -> dict:
-    """Every setting behind the numbers, in words where a number would not say enough."""
+def protocol(
+    model: AVBModel,
+    settings: EvalSettings,
+    test: TestSet,
+    exact: bool,
+    device: torch.device,
+    threads: dict[str, object] | None = None,
+) -> dict:
+    """Every setting behind the numbers, in words where a number would not say enough; ``threads`` is the
+    ThreadGovernor's record (threads, threads_source, threads_later), else torch's thread count now."""
     import avb_zoo
 
     out: dict[str, Any] = {
@@ -330,7 +361,7 @@ def protocol(model: AVBModel, settings: EvalSettings, test: TestSet, exact: bool
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        **(threads or {"threads": torch.get_num_threads()}),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "randomness": "every draw keyed by (seed, example index, purpose)",
         "standard_error": {
@@ -383,7 +414,8 @@ def estimate_folder(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> E
     model = load(folder, device=device).eval()
     test = load_test_set(model.config, settings.n_test, settings.seed, settings.data_dir)
     exact = model.latent_dim <= 2 and model.x_dim <= QUADRATURE_MAX_X_DIM
-    return pilot_estimate(model, settings, test, settings.elbo_samples or default_elbo_samples(len(test.x)), exact)
+    with governed(thread_choice(model, settings, len(test.x))):
+        return pilot_estimate(model, settings, test, settings.elbo_samples or default_elbo_samples(len(test.x)), exact)
 
 
 def check_evaluation(id_or_dir: str | Path | Pulled, settings: EvalSettings) -> Path:

@@ -11,11 +11,16 @@ on onnxruntime's intra-op pool: every row of these graphs is computed independen
 such as ``DepthToSpace`` and the element-wise activations run on one thread inside the pool. Measured on a
 2-core CPU (mnist-avb-ac graphs, batch 256): 10.7 ms (encoder) and 8.7 ms (sampler) split in two, against
 12.4 ms and 11.5 ms on a 2-thread intra-op pool; the outputs are identical.
+
+The number of blocks (threads) is the caller's ``threads``, else :func:`avb_zoo.util.threads.choose_threads`'s:
+a thread variable such as OMP_NUM_THREADS when set, else the physical cores other programs leave idle, measured
+from the runtime's import to a session's first call (``avb_zoo.runtime.LOAD``: the imports and the graphs'
+loading fill most of the window), then kept for RECHECK_SECONDS, so the graphs of one model share one measurement.
 """
 
 from __future__ import annotations
 
-import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,20 +31,32 @@ import numpy as np
 
 from avb_zoo.errors import GraphError, InputError, ProviderError, shown
 from avb_zoo.modelfile.layout import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
+from avb_zoo.runtime import LOAD
 from avb_zoo.runtime.graph_checks import verified_graph
 from avb_zoo.runtime.limits import MAX_DIM
 from avb_zoo.runtime.ort import ort
+from avb_zoo.util.threads import RECHECK_SECONDS, ThreadChoice, choose_threads, env_threads
 
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 MIN_ROWS_PER_THREAD = 8  # below this a block's fixed cost per call outweighs a second thread
 
 
+_CHOSEN: list[tuple[float, ThreadChoice]] = []  # the last automatic choice and when it was made
+
+
+def thread_choice() -> ThreadChoice:
+    """The threads of a session opened without ``threads`` (see the module notes), with where they came from."""
+    if env_threads() is None and _CHOSEN and time.monotonic() - _CHOSEN[-1][0] < RECHECK_SECONDS:
+        return _CHOSEN[-1][1]
+    choice = choose_threads(load=LOAD)
+    if choice.automatic:
+        _CHOSEN[:] = [(time.monotonic(), choice)]
+    return choice
+
+
 def default_threads() -> int:
-    """The CPUs this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The thread count of :func:`thread_choice`."""
+    return thread_choice().threads
 
 
 def row_blocks(rows: int, threads: int) -> list[slice]:
@@ -89,8 +106,8 @@ def _dims(arg: Any) -> list[int | None]:
 class GraphSession:
     """One graph of a model folder (``encoder``, ``moments``, ``decoder`` or ``sampler``) on onnxruntime.
 
-    ``threads``: CPU threads for one call (default: the CPUs this process may use). On the CPU provider a
-    batch runs as up to that many row blocks at once, each on one onnxruntime thread (see the module notes).
+    ``threads``: CPU threads for one call (default: chosen at the first call, see the module notes). On the CPU
+    provider a batch runs as up to that many row blocks at once, each on one onnxruntime thread.
     """
 
     def __init__(
@@ -108,11 +125,11 @@ class GraphSession:
         requested, explicit = choose_providers(providers)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer, got {shown(threads)}")
-        self.threads = default_threads() if threads is None else threads
+        self._threads = threads
         # one onnxruntime thread per session when this wrapper splits batches itself (CPU); the session's own
         # threads otherwise (a CUDA session, also when it falls back to the CPU)
         on_cpu = requested[0] == "CPUExecutionProvider"
-        self._split = on_cpu and self.threads > 1
+        self._split = on_cpu
         try:
             options = session_options(1 if on_cpu else self.threads)
             self.session = ort.InferenceSession(source, options, providers=requested)
@@ -128,6 +145,13 @@ class GraphSession:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.noise_dim = self._check(config)
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def threads(self) -> int:
+        """CPU threads for one call: the ``threads`` given, else chosen when first asked (see the module notes)."""
+        if self._threads is None:
+            self._threads = default_threads()
+        return self._threads
 
     def _check(self, config: Mapping[str, Any]) -> int:
         """Metadata, input and output names and fixed sizes must all match config.json; returns noise_dim."""
@@ -168,7 +192,7 @@ class GraphSession:
         """The graph's outputs for ``feeds`` (arrays sharing their first, batch, dimension)."""
         feeds = dict(feeds)
         rows = len(next(iter(feeds.values())))
-        blocks = row_blocks(rows, self.threads) if self._split else [slice(0, rows)]
+        blocks = row_blocks(rows, self.threads) if self._split and rows >= 2 * MIN_ROWS_PER_THREAD else [slice(0, rows)]
         if len(blocks) == 1:
             return self.session.run(None, feeds)
         if self._pool is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avb_zoo.errors import LaunchError, shown
+from avb_zoo.util.threads import logical_cpus
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,7 @@ class LaunchSettings:
 
 def threads_per_process(nproc: int) -> int:
     """CPU threads for each of ``nproc`` processes on this machine, so that together they fill it once."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // nproc)
+    return max(1, logical_cpus() // nproc)
 
 
 def _first_failure(err: Any) -> str:

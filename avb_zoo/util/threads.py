@@ -9,8 +9,9 @@ environment variables (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) fix the count i
 makes a run bitwise repeatable, which the automatic choice does not promise when the load changes mid-run
 (a different split of a convolution or a reduction changes the last bits).
 
-The onnxruntime commands (sample, encode) use this module as it is; :mod:`avb_zoo.compute.threads` applies a
-choice to torch and keeps it right during long loops.
+The onnxruntime commands (sample, encode, reconstruct) use this module as it is (see
+:mod:`avb_zoo.runtime.session`); :mod:`avb_zoo.compute.threads` applies a choice to torch and keeps it right
+during long loops.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class OtherLoad:
         self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._last = self._read()
 
+    @property
+    def since(self) -> float | None:
+        """When the current measurement began (``time.monotonic``), None without /proc/stat."""
+        return None if self._last is None else self._last[2]
+
     def _read(self) -> tuple[float, float, float] | None:
         counters = _cpu_counters()
         if counters is None:
@@ -111,12 +117,15 @@ class OtherLoad:
         return max(0.0, others / (now[2] - last[2]))
 
 
-def other_busy_cores(seconds: float = MEASURE_SECONDS) -> float:
-    """Cores other programs keep busy, measured over ``seconds`` (the load average where /proc/stat is missing)."""
-    load = OtherLoad()
-    if load._last is None:  # no counters (not Linux): the load average stands in
+def other_busy_cores(seconds: float = MEASURE_SECONDS, load: OtherLoad | None = None) -> float:
+    """Cores other programs keep busy, measured over ``seconds`` (the load average where /proc/stat is missing).
+
+    ``load``, an OtherLoad made earlier, counts the time since it began (or since its last reading) towards the
+    window, so work done meanwhile (imports, opening a graph) shortens the wait."""
+    load = OtherLoad() if load is None else load
+    if load.since is None:  # no counters (not Linux): the load average stands in
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    time.sleep(seconds)
+    time.sleep(max(0.0, seconds - (time.monotonic() - load.since)))
     return load.busy_cores() or 0.0
 
 
@@ -142,12 +151,16 @@ class ThreadChoice:
 
 
 def choose_threads(
-    requested: int | None = None, mean_op_flops: float | None = None, processes: int = 1
+    requested: int | None = None,
+    mean_op_flops: float | None = None,
+    processes: int = 1,
+    load: OtherLoad | None = None,
 ) -> ThreadChoice:
     """The count to use: ``requested`` (``--threads``), else a thread variable, else automatic.
 
     Automatic: one thread when the step's matrix products average under ``SMALL_OP_FLOPS``, else the
-    physical cores other programs leave idle, shared among ``processes`` of this machine (torchrun's ranks).
+    physical cores other programs leave idle, shared among ``processes`` of this machine (torchrun's ranks),
+    measured over ``MEASURE_SECONDS`` (since ``load`` began when one is given: see :func:`other_busy_cores`).
     """
     if requested is not None:
         return ThreadChoice(check_threads(requested) or 1, "--threads")
@@ -156,7 +169,7 @@ def choose_threads(
         return ThreadChoice(min(env[1], logical_cpus()), env[0])
     if mean_op_flops is not None and mean_op_flops < SMALL_OP_FLOPS:
         return ThreadChoice(1, "auto", "products too small to split")
-    busy, cores = other_busy_cores(), physical_cores()
+    busy, cores = other_busy_cores(load=load), physical_cores()
     share = max(1, idle_cores(busy, cores) // max(1, processes))
     why = f"other programs kept {busy:.1f} of {cores} physical cores busy"
     return ThreadChoice(share, "auto", why + (f"; {processes} processes share the rest" if processes > 1 else ""))
