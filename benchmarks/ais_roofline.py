@@ -21,61 +21,12 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from products import flops_of, materialise, record, replay
 
 from avb_zoo.catalogue.recipes import find_recipe
 from avb_zoo.evaluation.ais import AISSettings, run_ais
 from avb_zoo.evaluation.metrics import initial_distribution, model_log_likelihood
 from avb_zoo.modelling.model import AVBModel
-
-PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "convolution", "convolution_backward"}
-
-
-class ProductRecorder(TorchDispatchMode):
-    """Records every matrix product (op, its tensor arguments' shapes/strides, its other arguments)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[Callable, tuple, dict]] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func.overloadpacket.__name__ in PRODUCTS:
-            spec = tuple(
-                ("tensor", a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor) else ("value", a) for a in args
-            )
-            self.calls.append((func, spec, dict(kwargs)))
-        return func(*args, **kwargs)
-
-
-def flops_of(calls: list[tuple[Callable, tuple, dict]]) -> float:
-    """FLOPs of the recorded products (torch's own flop formulas)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    args = materialise(calls)
-    with FlopCounterMode(display=False) as counter:
-        replay(args)
-    return float(counter.get_total_flops())
-
-
-def materialise(calls: list[tuple[Callable, tuple, dict]]) -> list[tuple[Callable, list, dict]]:
-    """Random tensors with each recorded call's shapes and strides (a transposed view stays transposed)."""
-    out = []
-    for func, spec, kwargs in calls:
-        args = []
-        for item in spec:
-            if item[0] == "tensor":
-                _, shape, stride, dtype = item
-                args.append(torch.empty_strided(shape, stride, dtype=dtype).normal_())
-            else:
-                args.append(item[1])
-        out.append((func, args, kwargs))
-    return out
-
-
-def replay(calls: list[tuple[Callable, list, dict]]) -> None:
-    for func, args, kwargs in calls:
-        func(*args, **kwargs)
 
 
 def ais_run(model: AVBModel, x: torch.Tensor, settings: AISSettings) -> Callable[[], None]:
@@ -103,11 +54,9 @@ def measure(recipe_id: str, batch: int, settings: AISSettings, rounds: int) -> d
     model = AVBModel(find_recipe(recipe_id).model).eval()
     x = (torch.rand(batch, model.x_dim, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     run = ais_run(model, x, settings)
-    recorder = ProductRecorder()
-    with recorder:
-        run()
-    calls = materialise(recorder.calls)
-    flops = flops_of(recorder.calls)
+    recorded = record(run)
+    calls = materialise(recorded)
+    flops = flops_of(recorded)
     run()  # warm-up of both sides
     replay(calls)
     ais_times, product_times = [], []
@@ -118,7 +67,7 @@ def measure(recipe_id: str, batch: int, settings: AISSettings, rounds: int) -> d
     return {
         "recipe": recipe_id,
         "rows": batch * settings.chains,
-        "products": len(recorder.calls),
+        "products": len(recorded),
         "gflop": flops / 1e9,
         "ais_s": ais_s,
         "products_s": products_s,
