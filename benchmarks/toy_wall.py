@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     print(f"{RECIPE}: torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print("| threads | wall s (each run) | median wall s | threads used | exact log p(x) |")
+    print("| threads | wall s (each run) | median wall s | threads used (then changes) | exact log p(x) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.threads:
@@ -91,7 +91,8 @@ def main() -> None:
                 folder = Path(tmp) / f"{threads}-{i}"
                 seconds, summary = train_once(threads, folder)
                 walls.append(seconds)
-                used.add(summary.get("threads"))
+                later = summary.get("threads_later")
+                used.add(f"{summary.get('threads')}" + (f" then {later}" if later else ""))
                 exact.append(exact_log_likelihood(folder))
             print(
                 f"| {threads} | {', '.join(f'{w:.1f}' for w in walls)} | {statistics.median(walls):.1f} | "
