@@ -126,3 +126,48 @@ def test_training_json_and_the_result_record_precision_and_threads(tmp_path: Pat
         assert data["precision"] == "float32"
         assert data["threads"] == 1
         assert data["threads_source"] == "1 (--threads)"
+
+
+def _toy_preferring_bf16():
+    from dataclasses import replace
+
+    recipe = find_recipe("toy-avb")
+    return replace(recipe, train=replace(recipe.train, precision="bf16"))
+
+
+def test_a_recipe_that_prefers_bf16_trains_in_it_where_it_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_FLAGS_ENV, NATIVE)
+    result = train(_toy_preferring_bf16(), tmp_path / "run", max_steps=2, progress=False)
+    assert result.precision == "bf16"
+    resumed = train(_toy_preferring_bf16(), tmp_path / "run", max_steps=3, resume=True, progress=False)
+    assert resumed.precision == "bf16" and resumed.step == 3
+    forced = train(_toy_preferring_bf16(), tmp_path / "f32", max_steps=2, precision="float32", progress=False)
+    assert forced.precision == "float32"
+
+
+def test_a_recipe_that_prefers_bf16_falls_back_to_float32_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CPU_FLAGS_ENV, EMULATED)
+    with pytest.warns(UserWarning, match="trains in bf16 where it can; here float32"):
+        result = train(_toy_preferring_bf16(), tmp_path / "run", max_steps=2, progress=False)
+    assert result.precision == "float32"
+    with pytest.raises(ConfigError, match="native bf16"):  # asked for explicitly: refused, not replaced
+        train(_toy_preferring_bf16(), tmp_path / "other", max_steps=2, precision="bf16", progress=False)
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_resume_without_precision_keeps_the_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_FLAGS_ENV, NATIVE)
+    train("toy-avb", tmp_path / "run", max_steps=2, precision="bf16", progress=False)
+    resumed = train("toy-avb", tmp_path / "run", max_steps=3, resume=True, progress=False)  # the recipe says float32
+    assert resumed.precision == "bf16"
+
+
+def test_a_recipe_precision_is_checked() -> None:
+    from avb_zoo.catalogue.recipes import TrainSettings
+
+    with pytest.raises(ConfigError, match="train.precision = 'fp16'"):
+        TrainSettings.from_mapping(
+            {"data": "toy", "batch_size": 4, "steps": 1, "lr_primal": 1e-3, "precision": "fp16"}, "x"
+        )

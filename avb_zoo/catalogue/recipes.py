@@ -20,6 +20,7 @@ from avb_zoo.modelfile.model_config import validate_config
 ID_PATTERN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)(?:-v(?P<version>\d+))?$")
 DATA_SOURCES = ("toy", "mnist", "eight-schools")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+PRECISIONS = ("float32", "bf16")  # the forward passes' matrix products (see avb_zoo.compute.precision)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class TrainSettings:
     binarize: bool = True
     lr_schedule: str = "constant"  # or "linear" / "cosine": a decay to 0 at ``steps``
     lr_decay_start: float = 0.0  # the fraction of ``steps`` after which the decay begins
+    precision: str = "float32"  # the recipe's default; bf16 falls back to float32 where it cannot run
 
     @classmethod
     def from_mapping(cls, raw: Any, source: str) -> TrainSettings:
@@ -69,6 +71,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{source}: train.{name} must be a positive number, got {shown(value)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{source}: train.precision = {shown(self.precision)}; choose one of {list(PRECISIONS)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"{source}: train.lr_schedule = {shown(self.lr_schedule)}; choose one of {list(LR_SCHEDULES)}"

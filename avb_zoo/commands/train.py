@@ -43,10 +43,10 @@ from avb_zoo.commands.support import (
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option(
     "--precision",
-    default="float32",
-    show_default=True,
+    default=None,
     help="Matrix products of the forward passes: float32, or bf16 on a CPU or GPU with native bf16 (losses, "
-    "log-densities, Adam and the master weights stay float32).",
+    "log-densities, Adam and the master weights stay float32). Default: a resumed run's, else the recipe's "
+    "(float32 where the recipe's bf16 cannot run).",
 )
 @threads_option
 @click.option(
@@ -88,7 +88,7 @@ def train(
     batch_size: int | None,
     checkpoint_every: int | None,
     dtype: str,
-    precision: str,
+    precision: str | None,
     threads: int | None,
     engine: str,
     noise: str | None,
@@ -116,7 +116,8 @@ def train(
     recipe = find_recipe(model_id)
     check_max_steps(max_steps)
     check_threads(threads)
-    check_precision(precision, resolve_device(device), dtype)
+    if precision is not None:
+        check_precision(precision, resolve_device(device), dtype)
     out = out or f"runs/{recipe.id}"
     settings = launch_settings(launch)
     check_train_options(

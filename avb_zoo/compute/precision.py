@@ -18,9 +18,11 @@ from pathlib import Path
 
 import torch
 
+from avb_zoo.catalogue.recipes import PRECISIONS
 from avb_zoo.errors import ConfigError, shown
 
-PRECISIONS = ("float32", "bf16")
+__all__ = ["PRECISIONS", "autocast", "check_precision", "cpu_has_bf16", "resolve_precision"]
+
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")  # x86 flags of native bf16 arithmetic
 CPU_FLAGS_ENV = "AVB_ZOO_CPU_FLAGS"  # replaces the flags read from /proc/cpuinfo (to test or to opt out)
 
@@ -68,6 +70,29 @@ def check_precision(precision: str, device: torch.device | str = "cpu", dtype: s
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"--precision bf16 runs on cpu or cuda, not {shown(device.type)}")
     return precision
+
+
+def resolve_precision(
+    asked: str | None,
+    preferred: str,
+    device: torch.device | str = "cpu",
+    dtype: str = "float32",
+    saved: str | None = None,
+) -> tuple[str, str | None]:
+    """(the precision a run trains in, a note when a preference could not be followed).
+
+    ``asked`` (``--precision``) is checked and refused when it cannot run; without it a resumed run keeps its
+    checkpoint's (``saved``), and a new run takes the recipe's ``preferred`` one, or float32 with a note where
+    that cannot run here (the user did not ask for bf16, so its absence is not an error).
+    """
+    if asked is not None:
+        return check_precision(asked, device, dtype), None
+    if saved is not None:
+        return check_precision(saved, device, dtype), None
+    try:
+        return check_precision(preferred, device, dtype), None
+    except ConfigError as err:
+        return "float32", f"the recipe trains in {preferred} where it can; here float32 ({err})"
 
 
 @contextlib.contextmanager

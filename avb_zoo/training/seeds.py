@@ -9,6 +9,7 @@ good checkpoint (as a solo run would), and the others go on; the result says whi
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from avb_zoo.catalogue.recipes import Recipe
-from avb_zoo.compute.precision import check_precision
+from avb_zoo.compute.precision import check_precision, resolve_precision
 from avb_zoo.compute.threads import ThreadGovernor, check_threads, choose_threads, mean_product_flops
 from avb_zoo.errors import CheckpointError, ConfigError, shown
 from avb_zoo.modelling.weights import save
@@ -87,7 +88,7 @@ def train_seeds(
     dtype: str | torch.dtype = "float32",
     progress: bool = True,
     on_step: Callable[[int, dict[int, StepResult]], None] | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
     threads: int | None = None,
 ) -> StackedResult:
     """Train ``recipe`` once per seed into ``out/seed-<s>``, all seeds stacked in this process.
@@ -100,11 +101,18 @@ def train_seeds(
         raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} distinct integers, got {seeds}")
     dtype_name, torch_dtype = _resolve_dtype(dtype)
     device = torch.device(device)
-    check_precision(precision, device, dtype_name)
+    if precision is not None:
+        check_precision(precision, device, dtype_name)
     check_threads(threads)
     folders = [Path(seed_folder(out, s)) for s in seeds]
-    for folder, s in zip(folders, seeds, strict=True):
-        check_resume(folder, resume, recipe, s, settings.batch_size, dtype_name, "host", precision)  # host noise
+    saved = [check_resume(f, resume, recipe, s, settings.batch_size, dtype_name, "host", precision)  # host noise
+             for f, s in zip(folders, seeds, strict=True)]  # fmt: skip
+    kept = {info.precision for info in saved if info is not None}
+    if len(kept) > 1:
+        raise CheckpointError(f"the runs to resume were trained in different precisions {sorted(kept)}")
+    precision, note = resolve_precision(precision, settings.precision, device, dtype_name, next(iter(kept), None))
+    if note is not None:
+        warnings.warn(f"avb-zoo: {recipe.id}: {note}", stacklevel=2)
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
     if source.x_dim != recipe.model["x_dim"]:
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from avb_zoo.catalogue.recipes import Recipe, TrainSettings, find_recipe
 from avb_zoo.compute.distributed import World, join_world, launch_id, restart_count, world_device
-from avb_zoo.compute.precision import check_precision
+from avb_zoo.compute.precision import check_precision, resolve_precision
 from avb_zoo.compute.rng import derive_seed
 from avb_zoo.compute.threads import ThreadGovernor, check_threads, choose_threads, mean_product_flops
 from avb_zoo.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, shown
@@ -127,7 +128,7 @@ def check_resume(
     batch_size: int,
     dtype: str = "float32",
     noise: str | None = None,
-    precision: str = "float32",
+    precision: str | None = "float32",
 ) -> RunInfo | None:
     """The run folder agrees with the request: empty for a new run, the same run for ``resume`` (whose saved
     RunInfo is returned; ``noise`` None accepts the saved stream)."""
@@ -146,7 +147,7 @@ def check_resume(
                 ("batch size", info.batch_size, batch_size),
                 ("dtype", info.dtype, dtype),
                 ("noise stream", info.noise, noise or info.noise),
-                ("precision", info.precision, precision),
+                ("precision", info.precision, precision or info.precision),
             )
             if saved != asked
         ]
@@ -190,7 +191,7 @@ def train(
     noise: str | None = None,
     report_every: int = 100,
     max_seconds: float | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
     threads: int | None = None,
 ) -> TrainResult:
     """Train ``recipe`` (an id such as ``"toy-avb"`` or a Recipe) into the folder ``out``.
@@ -210,7 +211,9 @@ def train(
     every sitting of the run (a resumed run starts from the time its checkpoint's history row records).
 
     ``precision`` "bf16" runs the forward passes' matrix products in bfloat16 where the device computes them
-    natively (see :mod:`avb_zoo.compute.precision`); a run resumes only in the precision it was started with.
+    natively (see :mod:`avb_zoo.compute.precision`); None takes the resumed run's, else the recipe's (a recipe
+    preferring bf16 trains in float32, with a warning, where bf16 cannot run). A run resumes only in the
+    precision it was started with.
 
     ``threads`` fixes torch's intra-op threads; None chooses them (a thread variable such as OMP_NUM_THREADS when
     set, else the physical cores other programs leave idle, re-checked as the run goes; see
@@ -232,7 +235,8 @@ def train(
         raise ConfigError(f"max_seconds must be positive, got {max_seconds}")
     if not isinstance(report_every, int) or report_every < 1:
         raise ConfigError(f"report_every must be a positive integer, got {shown(report_every)}")
-    check_precision(precision, device, dtype_name)
+    if precision is not None:
+        check_precision(precision, device, dtype_name)
     check_threads(threads)
     world = join_world(device)
     world.check_divides(settings.batch_size)
@@ -240,6 +244,11 @@ def train(
     out = Path(out)
     resume = resolve_resume(out, resume)
     saved = check_resume(out, resume, recipe, seed, settings.batch_size, dtype_name, noise, precision)
+    precision, precision_note = resolve_precision(
+        precision, settings.precision, device, dtype_name, saved.precision if saved else None
+    )
+    if precision_note is not None and world.is_main:
+        warnings.warn(f"avb-zoo: {recipe.id}: {precision_note}", stacklevel=2)
     noise = noise or (saved.noise if saved else default_noise(engine))
     check_engine(engine, noise, world)
     source = make_batch_source(settings.data, data_dir, data, settings.binarize)
