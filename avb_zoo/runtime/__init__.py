@@ -7,17 +7,15 @@ input x, ``PosteriorSampler(folder).draw(1000, seed=0)`` run the graphs that
 
 from __future__ import annotations
 
-from avb_zoo.util.threads import OtherLoad
+from avb_zoo.runtime.load import LOAD  # first: the load is measured while the imports below run
 
-# Other programs' load, measured from here: a session's automatic thread count reads it (runtime.session), and
-# the imports below, numpy's and onnxruntime's, fill most of the measuring window.
-LOAD = OtherLoad()
-
-from avb_zoo.runtime.inputs import as_model_input, load_images  # noqa: E402
-from avb_zoo.runtime.locate import resolve_model_dir  # noqa: E402
-from avb_zoo.runtime.models import Encoder, PosteriorSampler, Sampler, open_sampler  # noqa: E402
+# isort: split
+from avb_zoo.runtime.inputs import as_model_input, load_images
+from avb_zoo.runtime.locate import resolve_model_dir
+from avb_zoo.runtime.models import Encoder, PosteriorSampler, Sampler, open_sampler
 
 __all__ = [
+    "LOAD",
     "Encoder",
     "PosteriorSampler",
     "Sampler",

@@ -14,7 +14,7 @@ such as ``DepthToSpace`` and the element-wise activations run on one thread insi
 
 The number of blocks (threads) is the caller's ``threads``, else :func:`avb_zoo.util.threads.choose_threads`'s:
 a thread variable such as OMP_NUM_THREADS when set, else the physical cores other programs leave idle, measured
-from the runtime's import to a session's first call (``avb_zoo.runtime.LOAD``: the imports and the graphs'
+from the runtime's import to a session's first call (``avb_zoo.runtime.load.LOAD``: the imports and the graphs'
 loading fill most of the window), then kept for RECHECK_SECONDS, so the graphs of one model share one measurement.
 """
 
@@ -31,9 +31,9 @@ import numpy as np
 
 from avb_zoo.errors import GraphError, InputError, ProviderError, shown
 from avb_zoo.modelfile.layout import GRAPHS, META_PREFIX, architecture_fingerprint, graph_file
-from avb_zoo.runtime import LOAD
 from avb_zoo.runtime.graph_checks import verified_graph
 from avb_zoo.runtime.limits import MAX_DIM
+from avb_zoo.runtime.load import LOAD
 from avb_zoo.runtime.ort import ort
 from avb_zoo.util.threads import RECHECK_SECONDS, ThreadChoice, choose_threads, env_threads
 
