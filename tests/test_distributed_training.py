@@ -93,15 +93,16 @@ def test_two_ranks_match_one_rank_in_float32(runs):
     only in the order of sums, so it stays as close to the float64 run as the 1-rank run does (a factor 3
     allows for its different rounding pattern), and the two float32 runs are within the sum of their drifts.
     Over 3 steps that drift is about 4e-8; a player whose gradients are not averaged moves parameters by
-    about the learning rate (1e-3) per step, so 3 steps detect it as surely as 10. The adversarial game soon amplifies rounding: a single pre-activation
-    whose sign a rounding flips changes the trajectory at 1e-4 by step 20 and at parameter scale by step 200, in
-    one process as in two (the slow test below), so a tight float32 comparison needs a short horizon. Where that
-    horizon ends depends on the CPU's float32 kernels and on Adam's kernel: Adam scales a gradient that is pure
-    rounding noise to a step of order the learning rate, so one such coordinate moves a run by ~2e-4 (with torch's
-    fused Adam the 2-rank run does so between steps 3 and 6 here, while the 1-rank run stays within 1e-7 of
-    float64 up to step 10); on some machines both float32 runs move about 1e-3 from float64 while they agree
-    with each other to about 1e-7. Either way the comparison is
-    not vacuous: the float32 runs follow float64 (drift below 1e-6) or follow each other that closely."""
+    about the learning rate (1e-3) per step, so 3 steps detect it as surely as 10. The adversarial game soon
+    amplifies rounding: a single pre-activation whose sign a rounding flips changes the trajectory at 1e-4 by
+    step 20 and at parameter scale by step 200, in one process as in two (the slow test below), so a tight
+    float32 comparison needs a short horizon. Where that horizon ends depends on the CPU's float32 kernels and
+    on Adam's kernel: Adam scales a gradient that is pure rounding noise to a step of order the learning rate,
+    so one such coordinate moves a run by ~2e-4 (with torch's fused Adam the 2-rank run does so between steps
+    3 and 6 here, while the 1-rank run stays within 1e-7 of float64 up to step 10); on some machines both
+    float32 runs move about 1e-3 from float64 while they agree with each other to about 1e-7. Either way the
+    comparison is not vacuous: the float32 runs follow float64 (drift below 1e-6) or follow each other that
+    closely."""
     drift_one, drift_two, between = float32_comparison(runs["base"], 3)
     assert min(drift_one, between) < 1e-6
     assert drift_two <= 3 * drift_one
@@ -273,17 +274,22 @@ MNIST_STEPS = 20
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mnist_avb_ac_two_ranks_match_one_rank(tmp_path, dtype):
     """20 steps of mnist-avb-ac (conv encoder, noise basis, AC, 3 adversary updates per step) on the shipped
-    MNIST subset. float64: summation order only, so 1e-9 as for the toy. float32: the 1-rank float32 run's own
-    distance to float64 bounds the 2-rank run's, as in the toy's float32 test."""
+    MNIST subset, in float32 or float64 products (the recipe's bf16 is not a summation-order question).
+    float64: summation order only, so 1e-9 as for the toy. float32: the 1-rank float32 run's own distance to
+    float64 bounds the 2-rank run's, as in the toy's float32 test."""
     data = Path(__file__).parent / "data" / "mnist-subset"
 
     def one(folder: Path, kind: str) -> Path:
-        train("mnist-avb-ac-v1", folder, max_steps=MNIST_STEPS, dtype=kind, data_dir=data, progress=False)
+        train(
+            "mnist-avb-ac-v1", folder, max_steps=MNIST_STEPS, dtype=kind, precision="float32", data_dir=data,
+            progress=False,
+        )  # fmt: skip
         return folder
 
     two = tmp_path / "two"
     done = run_cli(
         "train", "mnist-avb-ac-v1", "--out", two, "--max-steps", MNIST_STEPS, "--dtype", dtype, "--nproc", 2,
+        "--precision", "float32",
         "--data-dir", data, "--quiet", "--json", timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
