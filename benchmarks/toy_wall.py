@@ -2,7 +2,8 @@
 
     python benchmarks/toy_wall.py [--threads auto 1 2] [--repeat 2]
 
-Each run is the command a user types, in a fresh process (its wall time includes Python's start, imports and
+Runs go round-robin over the thread settings (order reversed every round). Each run is the command a user
+types, in a fresh process (its wall time includes Python's start, imports and
 the checkpoints), into a fresh folder, with ``--threads N`` or, for "auto", no thread setting and no thread
 variable. The trained model's exact log-likelihood is the mean over the toy's four points of log p(x) by
 quadrature (avb_zoo.evaluation.quadrature; the recipe is judged by it, >= -1.42). The floor is the time of
@@ -84,21 +85,23 @@ def main() -> None:
     print(f"{RECIPE}: torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print("| threads | wall s (each run) | median wall s | threads used (then changes) | exact log p(x) |")
     print("|---|---|---|---|---|")
+    walls: dict[str, list[float]] = {t: [] for t in args.threads}
+    used: dict[str, set[str]] = {t: set() for t in args.threads}
+    exact: dict[str, list[float]] = {t: [] for t in args.threads}
     with tempfile.TemporaryDirectory() as tmp:
-        for threads in args.threads:
-            walls, used, exact = [], set(), []
-            for i in range(args.repeat):
+        for i in range(args.repeat):  # round-robin: a slow spell of the machine falls on every setting alike
+            for threads in args.threads if i % 2 == 0 else list(reversed(args.threads)):
                 folder = Path(tmp) / f"{threads}-{i}"
                 seconds, summary = train_once(threads, folder)
-                walls.append(seconds)
+                walls[threads].append(seconds)
                 later = summary.get("threads_later")
-                used.add(f"{summary.get('threads')}" + (f" then {later}" if later else ""))
-                exact.append(exact_log_likelihood(folder))
-            print(
-                f"| {threads} | {', '.join(f'{w:.1f}' for w in walls)} | {statistics.median(walls):.1f} | "
-                f"{', '.join(map(str, sorted(used)))} | {', '.join(f'{e:.4f}' for e in exact)} |",
-                flush=True,
-            )
+                used[threads].add(f"{summary.get('threads')}" + (f" then {later}" if later else ""))
+                exact[threads].append(exact_log_likelihood(folder))
+    for threads in args.threads:
+        print(
+            f"| {threads} | {', '.join(f'{w:.1f}' for w in walls[threads])} | {statistics.median(walls[threads]):.1f} | "
+            f"{', '.join(sorted(used[threads]))} | {', '.join(f'{e:.4f}' for e in exact[threads])} |"
+        )
     floor, steps = floor_seconds()
     print(f"floor: the matrix products of {steps} steps alone, one thread: {floor:.1f} s")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
