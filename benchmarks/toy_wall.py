@@ -98,10 +98,9 @@ def main() -> None:
                 used[threads].add(f"{summary.get('threads')}" + (f" then {later}" if later else ""))
                 exact[threads].append(exact_log_likelihood(folder))
     for threads in args.threads:
-        print(
-            f"| {threads} | {', '.join(f'{w:.1f}' for w in walls[threads])} | {statistics.median(walls[threads]):.1f} | "
-            f"{', '.join(sorted(used[threads]))} | {', '.join(f'{e:.4f}' for e in exact[threads])} |"
-        )
+        runs, median = ", ".join(f"{w:.1f}" for w in walls[threads]), statistics.median(walls[threads])
+        exacts = ", ".join(f"{e:.4f}" for e in exact[threads])
+        print(f"| {threads} | {runs} | {median:.1f} | {', '.join(sorted(used[threads]))} | {exacts} |")
     floor, steps = floor_seconds()
     print(f"floor: the matrix products of {steps} steps alone, one thread: {floor:.1f} s")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
