@@ -74,3 +74,20 @@ def test_train_records_its_command_device_and_time(tmp_path: Path) -> None:
     record = read_training_record(out)
     assert record["command"].startswith(f"avb-zoo train toy-avb --out {out}") and "--max-steps 2" in record["command"]
     assert record["device"] == "cpu" and record["steps"] == 2 and record["seconds"] >= 0
+
+
+def test_the_card_says_the_precision_and_threads_a_model_was_trained_with() -> None:
+    training = {
+        "command": "avb-zoo train me/m-v1 --precision bf16",
+        "device": "cpu",
+        "machine": "Linux x86_64",
+        "seconds": 10.0,
+        "steps": 5,
+        "precision": "bf16",
+        "threads": 2,
+        "threads_source": "2 (auto: other programs kept 0.0 of 2 physical cores busy)",
+    }
+    text = render_model_card(SMALL, {}, "me/m", {}, training=training)
+    assert "Arithmetic: bf16 matrix products; 2 thread(s), 2 (auto: other programs kept 0.0 of 2" in text
+    older = {k: v for k, v in training.items() if k not in ("precision", "threads", "threads_source")}
+    assert "Arithmetic:" not in render_model_card(SMALL, {}, "me/m", {}, training=older)  # older records: no line

@@ -269,6 +269,11 @@ def render_model_card(
         took = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
         lines += [f"Device: {training.get('device', '-')} ({training.get('machine', '-')}); {took} for "]
         lines += [f"{training.get('steps', '-')} steps.", ""]
+        how = [f"{training['precision']} matrix products"] if isinstance(training.get("precision"), str) else []
+        if isinstance(training.get("threads"), int):
+            how.append(f"{training['threads']} thread(s), {training.get('threads_source', '-')}")
+        if how:
+            lines += ["Arithmetic: " + "; ".join(how) + ".", ""]
     lines += ["## Files", "", "| file | sha256 |", "|---|---|"]
     lines += [f"| `{p}` | `{h}` |" for p, h in sorted(files.items())] + [""]
     return "\n".join(lines)
