@@ -138,7 +138,7 @@ def test_tick_reaches_the_innermost_automatic_governor(monkeypatch: pytest.Monke
     from avb_zoo.compute import threads as compute_threads
 
     monkeypatch.setattr(compute_threads, "physical_cores", lambda: 1)
-    choice = ThreadChoice(1, "auto", "other programs kept 0.0 of 1 physical cores busy")
+    choice = ThreadChoice(1, "auto", "other programs kept 0.0 of 1 physical cores busy", follows_load=True)
     with compute_threads.governed(choice) as governor:
         assert governor.active
         governor.next_check = 0.0  # due now
@@ -224,3 +224,12 @@ def test_runtime_commands_run_on_the_threads_given(tmp_path: Path) -> None:
     assert np.load(tmp_path / "out.npy").shape == (2, 2)
     code, out = run(*_command("sample", tmp_path), "--threads", str(logical_cpus()))
     assert code == 0, out
+
+
+def test_train_gives_the_caller_its_thread_count_back(tmp_path: Path) -> None:
+    from avb_zoo.training.trainer import train
+
+    torch.set_num_threads(1)
+    result = train("toy-avb", tmp_path / "run", max_steps=2, threads=logical_cpus(), progress=False)
+    assert result.threads["threads"] == logical_cpus()
+    assert torch.get_num_threads() == 1

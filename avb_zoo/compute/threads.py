@@ -46,13 +46,14 @@ class ThreadGovernor:
     """
 
     def __init__(self, choice: ThreadChoice, processes: int = 1, recheck_seconds: float = RECHECK_SECONDS) -> None:
+        self.before = torch.get_num_threads()  # the caller's count, given back by restore()
         self.choice = apply_threads(choice)
-        self.processes = max(1, processes)
         # several processes of one run (torchrun) keep the count they started with: each sees the others as load
-        self.active = choice.automatic and choice.reason != "products too small to split" and self.processes == 1
+        self.active = choice.follows_load and processes <= 1
         self.recheck = recheck_seconds
         self.counts = [choice.threads]
         self.load = OtherLoad() if self.active else None
+        self.cores = physical_cores() if self.active else 1
         self.next_check = time.monotonic() + recheck_seconds
 
     def tick(self) -> None:
@@ -64,7 +65,7 @@ class ThreadGovernor:
         busy = self.load.busy_cores()
         if busy is None:
             return
-        wanted = max(1, idle_cores(busy, physical_cores()) // self.processes)
+        wanted = idle_cores(busy, self.cores)
         if wanted != torch.get_num_threads():
             torch.set_num_threads(wanted)
             self.counts.append(wanted)
@@ -77,6 +78,11 @@ class ThreadGovernor:
             record["threads_later"] = self.counts[1:]
         return record
 
+    def restore(self) -> None:
+        """Give the caller back the thread count it had before this governor."""
+        if torch.get_num_threads() != self.before:
+            torch.set_num_threads(self.before)
+
 
 _GOVERNING: list[ThreadGovernor] = []  # the governors of the ``governed`` blocks now open, innermost last
 
@@ -85,15 +91,13 @@ _GOVERNING: list[ThreadGovernor] = []  # the governors of the ``governed`` block
 def governed(choice: ThreadChoice, processes: int = 1) -> Iterator[ThreadGovernor]:
     """A ThreadGovernor for the block: torch runs on its count inside, :func:`tick` reaches it from any loop
     the block calls, and the thread count the caller had is back afterwards."""
-    before = torch.get_num_threads()
     governor = ThreadGovernor(choice, processes)
     _GOVERNING.append(governor)
     try:
         yield governor
     finally:
         _GOVERNING.remove(governor)
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+        governor.restore()
 
 
 def tick() -> None:

@@ -177,6 +177,7 @@ def train_seeds(
             bar.update(1)
     finally:
         bar.close()
+        governor.restore()
     seconds = time.perf_counter() - started
     runs = {
         s: TrainResult(

@@ -336,6 +336,7 @@ def train(
             bar.close()
             if log is not None:
                 log.close()
+            governor.restore()  # an API caller gets its own torch thread count back
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started

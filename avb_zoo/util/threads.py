@@ -1,13 +1,14 @@
 """How many threads a command computes with, chosen so that a busy core never stalls every op (torch-free).
 
 Each intra-op parallel op waits at a barrier for all its threads; when another program holds a core, the
-thread scheduled there runs late and every op waits for it (a toy step goes 10-30x slower with two threads on
-a two-core machine beside one busy process). The automatic choice therefore uses only the physical cores that
-other programs leave idle, measured from the kernel's CPU counters (``/proc/stat``) minus this process's own
-CPU time, and one thread when a step's matrix products are too small to split. ``--threads N`` or the usual
-environment variables (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) fix the count instead; a fixed count also
-makes a run bitwise repeatable, which the automatic choice does not promise when the load changes mid-run
-(a different split of a convolution or a reduction changes the last bits).
+thread scheduled there runs late and every op waits for it (toy-avb trains 4.6x slower on two threads than on
+one on a two-core machine beside two busy processes: benchmarks/threads_load.py). The automatic choice
+therefore uses only the physical cores that other programs leave idle, measured from the kernel's CPU
+counters (``/proc/stat``) minus this process's own CPU time, and one thread when a step's matrix products
+are too small to split. ``--threads N`` or the usual environment variables (``OMP_NUM_THREADS``,
+``MKL_NUM_THREADS``) fix the count instead; a fixed count also makes a run bitwise repeatable, which the
+automatic choice does not promise when the load changes mid-run (a different split of a convolution or a
+reduction changes the last bits).
 
 The onnxruntime commands (sample, encode, reconstruct) use this module as it is (see
 :mod:`avb_zoo.runtime.session`); :mod:`avb_zoo.compute.threads` applies a choice to torch and keeps it right
@@ -141,6 +142,7 @@ class ThreadChoice:
     threads: int
     source: str  # "--threads", an environment variable's name, or "auto"
     reason: str = ""
+    follows_load: bool = False  # taken from the idle cores, so a long loop should look again (ThreadGovernor)
 
     @property
     def automatic(self) -> bool:
@@ -172,4 +174,5 @@ def choose_threads(
     busy, cores = other_busy_cores(load=load), physical_cores()
     share = max(1, idle_cores(busy, cores) // max(1, processes))
     why = f"other programs kept {busy:.1f} of {cores} physical cores busy"
-    return ThreadChoice(share, "auto", why + (f"; {processes} processes share the rest" if processes > 1 else ""))
+    why += f"; {processes} processes share the rest" if processes > 1 else ""
+    return ThreadChoice(share, "auto", why, follows_load=True)
