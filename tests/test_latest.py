@@ -31,7 +31,7 @@ def test_list_marks_as_latest_the_version_a_bare_name_resolves_to() -> None:
 
 
 def test_a_version_past_the_last_suggests_the_one_with_weights() -> None:
-    result = _cli("sample", "mnist-avb-ac-v3", "--out", "x.png")
+    result = _cli("sample", "mnist-avb-ac-v4", "--out", "x.png")
     assert result.exit_code == 1
     assert "use mnist-avb-ac-v1" in result.output and "use mnist-avb-ac-v2" not in result.output
     assert "v2 (a recipe, no weights yet)" in result.output
