@@ -34,7 +34,8 @@ def test_report_shows_parity_at_every_batch_size(folder):
     for graph in report["graphs"].values():
         assert [c["batch"] for c in graph["checks"]] == [1, 2, 17, 257]
         for check in graph["checks"]:
-            assert all(0 <= d <= ATOL for d in check["max_abs_diff"].values()), check
+            assert all(0 <= d <= ATOL for d in check["max_error"].values()), check
+            assert all(check["max_error"][k] <= d for k, d in check["max_abs_diff"].items()), check
 
 
 @pytest.mark.parametrize("batch", [1, 301])
@@ -194,10 +195,11 @@ def test_failed_check_removes_outputs_and_raises(tmp_path, monkeypatch):
         (out / "onnx" / stale).write_bytes(b"from an earlier export")
 
     def broken(data, spec, batch_sizes, generator, threads=None):
-        return [{"batch": b, "max_abs_diff": {name: 0.5 for name in spec.outputs}} for b in batch_sizes]
+        bad = {name: 0.5 for name in spec.outputs}
+        return [{"batch": b, "max_abs_diff": bad, "max_error": bad} for b in batch_sizes]
 
     monkeypatch.setattr(exporter, "check_parity", broken)
-    with pytest.raises(ExportError, match="max abs error 0.5"):
+    with pytest.raises(ExportError, match=r"max error 0.5 \(\|onnxruntime - torch\| / max\(1, \|torch\|\)\)"):
         exporter.export_model(build("toy"), out, model_id="toy-avb-v1", seed=0)
     assert not list((out / "onnx").iterdir()) and not (out / "config.json").exists()
 

@@ -76,7 +76,7 @@ def test_a_corrupted_test_data_set_or_graph_fails(mnist: Path, tmp_path: Path) -
     rel = "onnx/test_data/sampler/test_data_set_0/output_0.pb"
     report["graphs"]["sampler"]["test_data"][rel] = hashlib.sha256(out.read_bytes()).hexdigest()
     report_path.write_text(json.dumps(report))
-    with pytest.raises(GraphError, match=r"sampler.onnx fails its test data: max abs error 0.01"):
+    with pytest.raises(GraphError, match=r"sampler.onnx fails its test data: max error 0.01"):
         verify_model(folder)
     folder = _copy(mnist, tmp_path / "graph")
     graph = folder / "onnx/decoder.onnx"
@@ -123,3 +123,14 @@ def test_int8_sampler_is_written_with_its_measured_error_and_speed(mnist: Path, 
     assert 0 < report["max_abs_error"] < 0.1 and report["int8_ms"] > 0 and report["float32_ms"] > 0
     assert json.loads((folder / INT8_REPORT).read_text())["sha256"] == report["sha256"]
     assert verify_model(folder)["passed"]  # the float32 graphs are untouched
+
+
+def test_the_graph_error_is_absolute_up_to_one_and_relative_above() -> None:
+    """float32 rounding is relative: 1e-3 off a logit of 130 is 8 ulps-worth of noise, 1e-3 off a probability is not."""
+    from avb_zoo.runtime.verify import graph_error
+
+    expected = np.array([0.5, -130.0], dtype=np.float32)
+    assert graph_error(np.array([0.5 + 2e-4, -130.0], dtype=np.float32), expected) == pytest.approx(2e-4, rel=1e-3)
+    assert graph_error(np.array([0.5, -130.0 + 1.3e-3], dtype=np.float32), expected) == pytest.approx(1e-5, rel=0.05)
+    assert graph_error(np.array([0.5], dtype=np.float32), expected) == np.inf
+    assert graph_error(np.array([np.nan, -130.0], dtype=np.float32), expected) == np.inf

@@ -47,7 +47,10 @@ def export_graphs(
         return
     batches = ", ".join(map(str, report["batch_sizes"]))
     for graph in report["graphs"].values():
-        click.echo(f"{where / graph['file']}: max abs error {graph['max_abs_diff']:.2g} at batch sizes {batches}")
+        click.echo(
+            f"{where / graph['file']}: max abs error {graph['max_abs_diff']:.2g}, max error {graph['max_error']:.2g} "
+            f"(relative above 1) at batch sizes {batches}"
+        )
     for name, why in report["skipped"].items():
         click.echo(f"{name}: not exported ({why})")
     click.echo(f"report: {where / 'onnx' / 'verification.json'}")
