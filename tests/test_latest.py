@@ -21,8 +21,8 @@ def test_list_marks_as_latest_the_version_a_bare_name_resolves_to() -> None:
 
     lines = _cli("list").output.splitlines()
     latest = {line.split()[0] for line in lines[1:] if line.split()[1] == "yes"}
-    assert "mnist-avb-ac-v1" in latest and "mnist-avb-ac-v2" not in latest
-    assert avb_zoo.spec("mnist-avb-ac").id == "mnist-avb-ac-v1"
+    assert "mnist-avb-ac-v3" in latest and not {"mnist-avb-ac-v1", "mnist-avb-ac-v2"} & latest
+    assert avb_zoo.spec("mnist-avb-ac").id == "mnist-avb-ac-v3"
     for line in lines[1:]:
         model_id = line.split()[0]
         found = avb_zoo.spec(model_id)
@@ -33,14 +33,14 @@ def test_list_marks_as_latest_the_version_a_bare_name_resolves_to() -> None:
 def test_a_version_past_the_last_suggests_the_one_with_weights() -> None:
     result = _cli("sample", "mnist-avb-ac-v4", "--out", "x.png")
     assert result.exit_code == 1
-    assert "use mnist-avb-ac-v1" in result.output and "use mnist-avb-ac-v2" not in result.output
+    assert "use mnist-avb-ac-v3" in result.output and "use mnist-avb-ac-v2" not in result.output
     assert "v2 (a recipe, no weights yet)" in result.output
 
 
 def test_a_version_without_weights_points_at_one_with_weights_and_at_train() -> None:
     result = _cli("sample", "mnist-avb-ac-v2", "--out", "x.png")
     assert result.exit_code == 1
-    assert "use mnist-avb-ac-v1" in result.output and "avb-zoo train mnist-avb-ac-v2" in result.output
+    assert "use mnist-avb-ac-v3" in result.output and "avb-zoo train mnist-avb-ac-v2" in result.output
 
 
 def test_a_version_that_never_existed_is_not_called_removed() -> None:

@@ -45,7 +45,7 @@ def verify(id_or_dir: str, provider: str, as_json: bool) -> None:
         print_json(result)
         return
     for graph, error in result["errors"].items():
-        click.echo(f"{graph}: max abs error {error:.3g}")
+        click.echo(f"{graph}: max error {error:.3g} (|onnxruntime - recorded| / max(1, |recorded|))")
     click.echo(f"worst: {result['worst']:.3g} ({result['graph']}), within {result['atol']:g}: passed")
 
 
